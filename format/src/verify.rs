@@ -144,6 +144,10 @@ pub fn verify_bytes(bytes: &[u8], key: Option<&KeySource>) -> Result<VerifyRepor
             _ => {}
         }
     }
+    let header = a.header.as_ref();
+    // A key-less scrub of an encrypted archive cannot read END payloads: a stream whose END
+    // frame is present, in place and intact as stored counts as complete.
+    let payloads_checked = keys.is_some() || !header.is_some_and(FileHeader::encrypted);
     let streams: Vec<StreamStatus> = tallies
         .iter()
         .map(|(&id, (t, d, end_ok))| {
@@ -153,7 +157,7 @@ pub fn verify_bytes(bytes: &[u8], key: Option<&KeySource>) -> Result<VerifyRepor
                 descriptor: d.clone(),
                 data_frames: s.data_frames,
                 raw_len: s.raw_len,
-                complete: t.ended() && *end_ok,
+                complete: t.ended() && (*end_ok || !payloads_checked),
             }
         })
         .collect();
@@ -173,11 +177,10 @@ pub fn verify_bytes(bytes: &[u8], key: Option<&KeySource>) -> Result<VerifyRepor
         check_meta(&a.found, a.manifest.as_ref(), &tallies, &mut problems);
     }
     problems.sort_by_key(|p| p.offset);
-    let header = a.header.as_ref();
     Ok(VerifyReport {
         archive_id: header.map_or_else(String::new, |h| crate::manifest::hex(&h.archive_id)),
         encrypted: header.is_some_and(FileHeader::encrypted),
-        payloads_checked: keys.is_some() || !header.is_some_and(FileHeader::encrypted),
+        payloads_checked,
         sealed: a.sealed,
         file_len: bytes.len() as u64,
         frames,
@@ -307,6 +310,13 @@ pub(crate) fn analyse(
             stream: None,
             seq: None,
             detail: "not sealed: header unreadable, trailer not checked".into(),
+        });
+    } else if bytes.len() < start + TRAILER_LEN {
+        problems.push(Problem {
+            offset: bytes.len() as u64,
+            stream: None,
+            seq: None,
+            detail: "not sealed: the file ends before there is room for a trailer".into(),
         });
     }
     let (found, gaps) = scan(bytes, start, end, &archive_id, encrypted, keys.as_ref());
