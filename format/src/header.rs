@@ -88,6 +88,7 @@ impl FileHeader {
 
     /// Parses a header from the start of `bytes`; returns it and its length.
     pub fn parse(bytes: &[u8]) -> Result<(Self, usize)> {
+        check_magic_prefix(bytes)?;
         let fixed: &[u8; FIXED_HEADER_LEN] = bytes
             .get(..FIXED_HEADER_LEN)
             .and_then(|b| b.try_into().ok())
@@ -102,7 +103,19 @@ impl FileHeader {
     /// Reads a header from a stream; returns it and its length.
     pub fn read_from(r: &mut impl Read) -> Result<(Self, usize)> {
         let mut fixed = [0u8; FIXED_HEADER_LEN];
-        read_exact(r, &mut fixed, "file header")?;
+        let mut got = 0;
+        while got < FIXED_HEADER_LEN {
+            match r.read(&mut fixed[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("reading the file header", e)),
+            }
+        }
+        check_magic_prefix(&fixed[..got])?;
+        if got < FIXED_HEADER_LEN {
+            return Err(short_header(got));
+        }
         let len = header_len(&fixed)?;
         let mut tlv = vec![0u8; len - FIXED_HEADER_LEN];
         read_exact(r, &mut tlv, "file header extension area")?;
@@ -153,6 +166,16 @@ impl FileHeader {
             key_slots,
         })
     }
+}
+
+/// A foreign file is "not an archive" however short it is; only a prefix of the magic
+/// itself makes a short file a truncated archive.
+fn check_magic_prefix(bytes: &[u8]) -> Result<()> {
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] || bytes.is_empty() {
+        return Err(Error::NotAnArchive);
+    }
+    Ok(())
 }
 
 fn short_header(have: usize) -> Error {

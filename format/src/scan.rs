@@ -70,6 +70,8 @@ pub(crate) fn scan(
             let payload = match open_payload(&header, stored, offset, archive_id, enc, keys) {
                 Ok(Opened::Raw(raw)) => Ok(keep.then_some(raw)),
                 Ok(Opened::StoredHashOnly) => Ok(None),
+                // the stream, seq and offset are reported beside the detail already
+                Err(crate::Error::DamagedFrame { detail, .. }) => Err(detail),
                 Err(e) => Err(e.to_string()),
             };
             Found {

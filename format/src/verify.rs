@@ -110,9 +110,6 @@ pub fn verify_bytes(bytes: &[u8], key: Option<&KeySource>) -> Result<VerifyRepor
     let mut frames = 0;
     for f in &a.found {
         frames += 1;
-        if let Err(d) = &f.payload {
-            problems.push(problem(f, d.clone()));
-        }
         if !f.header.frame_type.is_stream_frame() {
             continue;
         }
@@ -328,6 +325,11 @@ pub(crate) fn analyse(
             detail: format!("{} damaged bytes: {}", g.len, g.reason),
         });
     }
+    problems.extend(
+        found
+            .iter()
+            .filter_map(|f| f.payload.as_ref().err().map(|d| problem(f, d.clone()))),
+    );
     let mut manifest = None;
     if let Some(t) = trailer {
         let at = |off: u64, ty: FrameType| {
@@ -380,6 +382,7 @@ pub(crate) fn analyse(
             });
         }
     }
+    problems.sort_by_key(|p| p.offset);
     Ok((
         Analysis {
             header,
