@@ -61,14 +61,17 @@ fn app() -> serde_json::Value {
     serde_json::json!({"golden": 1, "note": "application metadata is kept verbatim"})
 }
 
-fn cases() -> Vec<(&'static str, Box<dyn Fn() -> Option<KeySource>>)> {
+/// How to get a golden file's key (none for the plain one).
+type KeyFn = fn() -> Option<KeySource>;
+
+/// Each golden file and its key.
+fn cases() -> Vec<(&'static str, KeyFn)> {
     vec![
-        ("plain.coffer", Box::new(|| None)),
-        (
-            "encrypted-passphrase.coffer",
-            Box::new(|| Some(KeySource::passphrase(PASSPHRASE))),
-        ),
-        ("encrypted-keyfile.coffer", Box::new(|| Some(key_file()))),
+        ("plain.coffer", || None),
+        ("encrypted-passphrase.coffer", || {
+            Some(KeySource::passphrase(PASSPHRASE))
+        }),
+        ("encrypted-keyfile.coffer", || Some(key_file())),
     ]
 }
 
