@@ -1,0 +1,1 @@
+//! PostgreSQL: connection, snapshot, schema from the catalogs, COPY streaming.

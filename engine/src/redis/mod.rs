@@ -1,0 +1,1 @@
+//! Redis: replica handshake, streaming RDB parser, restore.
