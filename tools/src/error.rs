@@ -55,6 +55,20 @@ impl CliError {
     }
 }
 
+impl From<coffer_engine::Error> for CliError {
+    fn from(e: coffer_engine::Error) -> Self {
+        use coffer_engine::ErrorKind as K;
+        let code = match e.kind() {
+            K::Connect | K::Auth => exit::CONNECT,
+            K::NotFound | K::Permission | K::Conflict | K::Server | K::Protocol => exit::DATABASE,
+            K::Io | K::Archive => exit::OUTPUT,
+            K::Corrupt | K::Unsupported => exit::BAD_INPUT,
+            _ => exit::USAGE,
+        };
+        CliError::new(code, e.to_string())
+    }
+}
+
 fn is_output_error(e: &FormatError) -> bool {
     matches!(e, FormatError::Io { context, .. } if context.starts_with("writing") || context.starts_with("creating") || context.starts_with("renaming") || context.starts_with("flushing") || context.starts_with("syncing"))
 }

@@ -16,6 +16,11 @@ pub const BAD_INPUT: u8 = 3;
 pub const KEY: u8 = 4;
 /// Writing the output failed (disk full, permission denied…); nothing was published.
 pub const OUTPUT: u8 = 5;
+/// Cannot connect to the database: unreachable, wrong password, no such database.
+pub const CONNECT: u8 = 6;
+/// The database refused or broke off the work: permission denied, a conflicting lock, DDL
+/// during the dump, the server going away mid-way.
+pub const DATABASE: u8 = 7;
 
 /// The help text's table of exit codes.
 pub const HELP: &str = "\
@@ -25,7 +30,10 @@ Exit codes:
   2  bad command line
   3  input unusable: missing, unreadable, not an archive, unsealed, unsupported version
   4  archive encrypted and no key given, or the key is wrong
-  5  writing the output failed (disk full, permissions); nothing was published";
+  5  writing the output failed (disk full, permissions); nothing was published
+  6  cannot connect to the database: unreachable, wrong password, no such database
+  7  the database refused or broke off the work: permission denied, lock conflict,
+     DDL during the dump, server gone mid-way";
 
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)

@@ -68,6 +68,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Dump a database into an archive.
+    #[command(subcommand, after_help = exit::HELP)]
+    Dump(DumpCommand),
+    /// Restore an archive (or render it as SQL).
+    #[command(subcommand, after_help = exit::HELP)]
+    Restore(RestoreCommand),
     /// Try coffer on generated data: write, list, verify, encrypt, damage, salvage, and
     /// print a report.
     Demo {
@@ -75,6 +81,24 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum DumpCommand {
+    /// Dump a PostgreSQL database: one consistent snapshot, data copied over parallel
+    /// connections, schema read from the catalogs. Options follow pg_dump's names.
+    ///
+    /// With --key-file, --passphrase-file or COFFER_PASSPHRASE the archive is encrypted.
+    #[command(after_help = exit::HELP, disable_help_flag = true)]
+    Pg(cmd::pg::DumpArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum RestoreCommand {
+    /// Restore a PostgreSQL archive. This build writes a plain SQL script (-f), as
+    /// `pg_restore -f` does.
+    #[command(after_help = exit::HELP)]
+    Pg(cmd::pg::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +113,8 @@ fn main() -> ExitCode {
             force,
         } => cmd::salvage::run(&file, &output, key, level, force),
         Command::Demo { dir } => cmd::demo::run(dir),
+        Command::Dump(DumpCommand::Pg(args)) => cmd::pg::dump(args, key),
+        Command::Restore(RestoreCommand::Pg(args)) => cmd::pg::restore(args, key),
     });
     match result {
         Ok(code) => exit::code(code),

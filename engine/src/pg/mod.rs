@@ -1,1 +1,11 @@
-//! PostgreSQL: connection, snapshot, schema from the catalogs, COPY streaming.
+//! PostgreSQL: connecting like libpq, one consistent snapshot, the schema read from the
+//! catalogs into a TOC, COPY streaming into archive frames, and rendering an archive as a
+//! plain SQL script.
+
+pub mod catalog;
+pub mod conn;
+pub mod copy_out;
+pub mod dump;
+pub mod session;
+pub mod sql;
+pub mod toc;

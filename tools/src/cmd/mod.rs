@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod list;
+pub mod pg;
 pub mod salvage;
 pub mod verify;

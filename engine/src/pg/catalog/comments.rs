@@ -1,0 +1,157 @@
+//! COMMENT ON for every dumped object, column and constraint. The server names each
+//! commented object with `pg_identify_object`, whose identity is already quoted and
+//! qualified the way COMMENT ON takes it.
+
+use std::collections::HashMap;
+
+use super::Cx;
+use super::class::{PG_CLASS, PG_CONSTRAINT, PG_TYPE};
+use crate::error::Result;
+use crate::pg::toc::{CatalogKey, Object, Section};
+
+pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
+    // the section of each dumped object: a comment is restored with its object
+    let mut sections: HashMap<CatalogKey, Section> = HashMap::new();
+    for o in &cx.objects {
+        if o.kind != "ACL" {
+            sections
+                .entry(o.key)
+                .and_modify(|s| *s = (*s).min(o.section))
+                .or_insert(o.section);
+        }
+    }
+    let rows = cx
+        .query(
+            "SELECT d.classoid, d.objoid, d.objsubid, i.type, i.identity, quote_literal(d.description), i.schema,
+                    CASE WHEN d.classoid = 'pg_constraint'::regclass THEN (SELECT conrelid FROM pg_constraint WHERE oid = d.objoid) END,
+                    CASE WHEN d.classoid = 'pg_constraint'::regclass THEN (SELECT contypid FROM pg_constraint WHERE oid = d.objoid) END
+             FROM pg_description d, LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) i
+             WHERE d.objoid >= 16384 AND i.identity IS NOT NULL
+             ORDER BY i.schema NULLS FIRST, i.identity",
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let key: CatalogKey = (r.get(0), r.get(1));
+        let ty: String = r.get(3);
+        let identity: String = r.get(4);
+        let text: String = r.get(5);
+        let schema: Option<String> = r.get(6);
+        let conrel: Option<u32> = r.get(7);
+        let contyp: Option<u32> = r.get(8);
+        // a CHECK constraint written inside CREATE TABLE is dumped with its table
+        let owner_key = match (key.0, conrel, contyp) {
+            (PG_CONSTRAINT, Some(rel), _) if rel != 0 && !sections.contains_key(&key) => {
+                (PG_CLASS, rel)
+            }
+            (PG_CONSTRAINT, _, Some(typ)) if typ != 0 => (PG_TYPE, typ),
+            _ => key,
+        };
+        let Some(&section) = sections.get(&owner_key) else {
+            continue;
+        };
+        let Some(target) = comment_target(&ty, &identity) else {
+            tracing::warn!("comment on {ty} {identity} is not dumped: unknown object type");
+            continue;
+        };
+        let sql = format!("COMMENT ON {target} IS {text};");
+        let mut o = Object::new(
+            key,
+            section.max(Section::PreData),
+            "COMMENT",
+            format!("{ty} {identity}"),
+            sql,
+        )
+        .dep(owner_key);
+        o.schema = schema;
+        cx.objects.push(o);
+    }
+    Ok(())
+}
+
+/// `COMMENT ON` target for a `pg_identify_object` type and identity.
+fn comment_target(ty: &str, identity: &str) -> Option<String> {
+    let on_split = |id: &str| split_on(id).map(|(name, rel)| format!("{name} ON {rel}"));
+    Some(match ty {
+        t if t.ends_with(" column") => format!("COLUMN {identity}"),
+        "table constraint" => format!("CONSTRAINT {}", on_split(identity)?),
+        "domain constraint" => {
+            let (name, dom) = split_on(identity)?;
+            format!("CONSTRAINT {name} ON DOMAIN {dom}")
+        }
+        "trigger" => format!("TRIGGER {}", on_split(identity)?),
+        "rule" => format!("RULE {}", on_split(identity)?),
+        "policy" => format!("POLICY {}", on_split(identity)?),
+        "composite type" => format!("TYPE {identity}"),
+        "statistics object" => format!("STATISTICS {identity}"),
+        "foreign-data wrapper" => format!("FOREIGN DATA WRAPPER {identity}"),
+        "cast" => format!("CAST {identity}"),
+        "table"
+        | "view"
+        | "materialized view"
+        | "foreign table"
+        | "index"
+        | "sequence"
+        | "schema"
+        | "type"
+        | "domain"
+        | "collation"
+        | "extension"
+        | "event trigger"
+        | "function"
+        | "procedure"
+        | "aggregate"
+        | "operator"
+        | "server"
+        | "publication"
+        | "text search configuration"
+        | "text search dictionary"
+        | "language"
+        | "large object" => {
+            format!("{} {identity}", ty.to_uppercase())
+        }
+        _ => return None,
+    })
+}
+
+/// Splits `name on qualified.table` at the ` on ` that is outside double quotes.
+fn split_on(identity: &str) -> Option<(&str, &str)> {
+    let mut quoted = false;
+    let bytes = identity.as_bytes();
+    for i in 0..bytes.len() {
+        match bytes[i] {
+            b'"' => quoted = !quoted,
+            b' ' if !quoted && identity[i..].starts_with(" on ") => {
+                return Some((&identity[..i], &identity[i + 4..]));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_follow_comment_on_syntax() {
+        assert_eq!(
+            comment_target("table column", "public.t.c").unwrap(),
+            "COLUMN public.t.c"
+        );
+        assert_eq!(
+            comment_target("table constraint", "\"a on b\" on public.t").unwrap(),
+            "CONSTRAINT \"a on b\" ON public.t"
+        );
+        assert_eq!(
+            comment_target("domain constraint", "c on public.d").unwrap(),
+            "CONSTRAINT c ON DOMAIN public.d"
+        );
+        assert_eq!(
+            comment_target("materialized view", "s.m").unwrap(),
+            "MATERIALIZED VIEW s.m"
+        );
+        assert!(comment_target("weird thing", "x").is_none());
+    }
+}

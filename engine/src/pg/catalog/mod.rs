@@ -1,0 +1,233 @@
+//! Reading the catalogs into [`Object`]s with their DDL (pg-anchors §5).
+//!
+//! One query per object kind, never one per object; names come back already quoted by the
+//! server (`quote_ident`, `format('%I.%I')`), so hostile identifiers cannot break the SQL
+//! coffer writes. DDL is deparsed with the server's `pg_get_*def` functions where they
+//! exist, and built from the catalogs where they do not (tables, types, sequences).
+//! Every query runs in the leader's snapshot, after the dumped tables are locked.
+
+mod acl;
+mod comments;
+mod filter;
+mod functions;
+mod relations;
+mod schema_objects;
+mod table_parts;
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+pub use filter::{Filters, Pattern};
+
+use super::session::sql_error;
+use super::toc::{CatalogKey, Object};
+use crate::error::Result;
+
+/// Catalog oids (fixed in every PostgreSQL release: they are bootstrap catalogs).
+pub mod class {
+    pub const PG_CLASS: u32 = 1259;
+    pub const PG_TYPE: u32 = 1247;
+    pub const PG_PROC: u32 = 1255;
+    pub const PG_NAMESPACE: u32 = 2615;
+    pub const PG_CONSTRAINT: u32 = 2606;
+    pub const PG_TRIGGER: u32 = 2620;
+    pub const PG_REWRITE: u32 = 2618;
+    pub const PG_COLLATION: u32 = 3456;
+    pub const PG_EXTENSION: u32 = 3079;
+    pub const PG_POLICY: u32 = 3256;
+    pub const PG_EVENT_TRIGGER: u32 = 3466;
+    pub const PG_CAST: u32 = 2605;
+    pub const PG_OPERATOR: u32 = 2617;
+    pub const PG_STATISTIC_EXT: u32 = 3381;
+    pub const PG_TS_DICT: u32 = 3600;
+    pub const PG_TS_CONFIG: u32 = 3602;
+    pub const PG_FDW: u32 = 2328;
+    pub const PG_FOREIGN_SERVER: u32 = 1417;
+    pub const PG_USER_MAPPING: u32 = 1418;
+    pub const PG_PUBLICATION: u32 = 6104;
+    pub const PG_PUBLICATION_REL: u32 = 6106;
+    pub const PG_LARGEOBJECT: u32 = 2613;
+    pub const PG_DEFAULT_ACL: u32 = 826;
+    pub const PG_LANGUAGE: u32 = 2612;
+}
+
+/// A table (or other relation) selected for the dump.
+#[derive(Clone, Debug)]
+pub struct Relation {
+    pub oid: u32,
+    pub relkind: char,
+    /// Unquoted schema and name, for listings.
+    pub schema: String,
+    pub name: String,
+    /// `"schema"."name"` quoted for SQL.
+    pub qualified: String,
+    /// Heap + TOAST size in bytes at dump time.
+    pub bytes: u64,
+    /// Pages of the heap (for ctid splitting).
+    pub pages: u64,
+    /// Columns to COPY (quoted), in attribute order, generated columns excluded.
+    pub copy_columns: Vec<String>,
+    pub owner: String,
+}
+
+/// What the catalogs hold for this dump.
+pub struct Catalog {
+    pub objects: Vec<Object>,
+    /// Tables whose data is dumped (plain and partition leaves; not views, not partitioned
+    /// parents, not unlogged when asked).
+    pub data_tables: Vec<Relation>,
+    /// Every table to lock.
+    pub lock_list: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Shared state while reading: the client, what is selected, pg_depend.
+pub(crate) struct Cx<'a> {
+    pub client: &'a Client,
+    pub version: i32,
+    /// Namespaces whose objects are dumped.
+    pub namespaces: HashSet<u32>,
+    /// Relations selected (by oid).
+    pub relations: HashSet<u32>,
+    /// Whether non-table objects (functions, types…) are dumped at all (`-t` alone dumps
+    /// only tables and what hangs off them, as pg_dump does).
+    pub whole_schemas: bool,
+    /// Dependencies, object → the objects it needs, sub-objects mapped to their owners.
+    pub deps: HashMap<CatalogKey, Vec<CatalogKey>>,
+    pub objects: Vec<Object>,
+}
+
+impl Cx<'_> {
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        self.client
+            .query(sql, params)
+            .await
+            .map_err(|e| sql_error(e, "reading the catalogs"))
+    }
+
+    /// `oid[]` parameter of the selected namespaces.
+    pub fn ns_array(&self) -> Vec<u32> {
+        self.namespaces.iter().copied().collect()
+    }
+
+    pub fn rel_array(&self) -> Vec<u32> {
+        self.relations.iter().copied().collect()
+    }
+
+    /// The object's dependencies from pg_depend.
+    pub fn deps_of(&self, key: CatalogKey) -> Vec<CatalogKey> {
+        self.deps.get(&key).cloned().unwrap_or_default()
+    }
+
+    /// Pushes an object, with its pg_depend dependencies added.
+    pub fn push(&mut self, mut o: Object) {
+        let extra = self.deps_of(o.key);
+        o.deps.extend(extra);
+        self.objects.push(o);
+    }
+}
+
+/// Reads everything the dump needs. The caller has opened the snapshot; this locks the
+/// selected tables (before any deparse function runs) and then reads.
+pub async fn read(
+    client: &Client,
+    version: i32,
+    filters: &Filters,
+    lock_timeout: Option<std::time::Duration>,
+) -> Result<Catalog> {
+    let selection = filter::select(client, filters).await?;
+    let lock_list = selection.lock_list.clone();
+    super::session::lock_tables(client, &lock_list, lock_timeout).await?;
+    let mut cx = Cx {
+        client,
+        version,
+        namespaces: selection.namespaces,
+        relations: selection.relations,
+        whole_schemas: selection.whole_schemas,
+        deps: HashMap::new(),
+        objects: Vec::new(),
+    };
+    cx.deps = load_dependencies(client).await?;
+    if cx.whole_schemas {
+        schema_objects::load(&mut cx).await?;
+        functions::load(&mut cx).await?;
+    }
+    let data_tables = relations::load(&mut cx).await?;
+    table_parts::load(&mut cx).await?;
+    acl::load(&mut cx).await?;
+    comments::load(&mut cx).await?;
+    Ok(Catalog {
+        objects: cx.objects,
+        data_tables,
+        lock_list,
+        warnings: Vec::new(),
+    })
+}
+
+/// pg_depend, with sub-objects mapped onto the objects coffer emits: a view's `_RETURN`
+/// rule onto the view, a column default or CHECK constraint onto its table, a table's row
+/// type onto the table, an array type onto its element type, a domain constraint onto the
+/// domain. Only user objects (oid ≥ 16384) are read.
+async fn load_dependencies(client: &Client) -> Result<HashMap<CatalogKey, Vec<CatalogKey>>> {
+    use class::*;
+    let q = |sql: &'static str| async move {
+        client
+            .query(sql, &[])
+            .await
+            .map_err(|e| sql_error(e, "reading dependencies"))
+    };
+    let mut map: HashMap<CatalogKey, CatalogKey> = HashMap::new();
+    for r in q("SELECT oid, ev_class FROM pg_rewrite WHERE rulename = '_RETURN' AND oid >= 16384")
+        .await?
+    {
+        map.insert((PG_REWRITE, r.get(0)), (PG_CLASS, r.get(1)));
+    }
+    for r in q("SELECT oid, adrelid FROM pg_attrdef WHERE oid >= 16384").await? {
+        map.insert((2604, r.get(0)), (PG_CLASS, r.get(1)));
+    }
+    for r in q(
+        "SELECT t.oid, t.typrelid, t.typelem, t.typcategory = 'A', COALESCE(c.relkind = 'c', false)
+                FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid WHERE t.oid >= 16384",
+    )
+    .await?
+    {
+        let (oid, relid, elem, is_array, composite): (u32, u32, u32, bool, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        if relid != 0 && !composite {
+            map.insert((PG_TYPE, oid), (PG_CLASS, relid));
+        } else if is_array && elem != 0 {
+            map.insert((PG_TYPE, oid), (PG_TYPE, elem));
+        }
+    }
+    for r in
+        q("SELECT oid, contype::text, conrelid, contypid FROM pg_constraint WHERE oid >= 16384")
+            .await?
+    {
+        let (oid, contype, relid, typid): (u32, String, u32, u32) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        if contype == "c" && relid != 0 {
+            map.insert((PG_CONSTRAINT, oid), (PG_CLASS, relid));
+        } else if typid != 0 {
+            map.insert((PG_CONSTRAINT, oid), (PG_TYPE, typid));
+        }
+    }
+    let resolve = |k: CatalogKey| {
+        let k = map.get(&k).copied().unwrap_or(k);
+        map.get(&k).copied().unwrap_or(k) // array of a row type: two steps
+    };
+    let mut deps: HashMap<CatalogKey, Vec<CatalogKey>> = HashMap::new();
+    for r in q("SELECT classid, objid, refclassid, refobjid FROM pg_depend WHERE deptype IN ('n', 'a') AND objid >= 16384").await? {
+        let from = resolve((r.get(0), r.get(1)));
+        let to = resolve((r.get(2), r.get(3)));
+        if from != to {
+            deps.entry(from).or_default().push(to);
+        }
+    }
+    Ok(deps)
+}

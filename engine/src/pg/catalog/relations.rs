@@ -1,0 +1,558 @@
+//! Tables, partitions, inheritance children, views, materialized views, sequences and
+//! identity columns: CREATE statements built from pg_class and pg_attribute, since the
+//! server has no `pg_get_tabledef`.
+
+use std::collections::HashMap;
+
+use super::class::PG_CLASS;
+use super::{Cx, Relation};
+use crate::error::Result;
+use crate::pg::toc::{Object, Section, TableData};
+
+/// A column as the catalogs describe it.
+#[derive(Clone, Debug)]
+struct Column {
+    num: i16,
+    name: String,
+    type_sql: String,
+    not_null: bool,
+    generated: String,
+    default: Option<String>,
+    collation: Option<String>,
+    storage_differs: Option<String>,
+    stats_target: i32,
+    is_local: bool,
+    inherited: bool,
+    options: Option<Vec<String>>,
+    compression: String,
+}
+
+/// Reads every selected relation, pushes its objects, and returns the tables whose data
+/// is dumped.
+pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
+    let rels = cx.rel_array();
+    let columns = load_columns(cx, &rels).await?;
+    let checks = load_checks(cx, &rels).await?;
+    let rows = cx
+        .query(
+            "SELECT c.oid, c.relkind::text, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
+                    pg_get_userbyid(c.relowner), quote_ident(pg_get_userbyid(c.relowner)),
+                    c.relpersistence::text, c.reloptions, tc.reloptions,
+                    c.relispartition, pg_get_expr(c.relpartbound, c.oid),
+                    CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+                    (SELECT array_agg(format('%I.%I', pn.nspname, pc.relname) ORDER BY i.inhseqno)
+                       FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+                       JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid),
+                    (SELECT array_agg(i.inhparent ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid),
+                    pg_table_size(c.oid)::int8, c.relpages::int8,
+                    CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
+                    CASE WHEN am.amname IS NOT NULL AND am.amname <> 'heap' THEN quote_ident(am.amname) END,
+                    c.relispopulated, c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
+             LEFT JOIN pg_am am ON am.oid = c.relam
+             WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+             ORDER BY n.nspname, c.relname",
+            &[&rels],
+        )
+        .await?;
+    let mut data_tables = Vec::new();
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let relkind = r.get::<_, String>(1).chars().next().unwrap_or('r');
+        let schema: String = r.get(2);
+        let name: String = r.get(3);
+        let q: String = r.get(4);
+        let owner: String = r.get(5);
+        let qowner: String = r.get(6);
+        let unlogged = r.get::<_, String>(7) == "u";
+        let mut options: Vec<String> = r.get::<_, Option<Vec<String>>>(8).unwrap_or_default();
+        options.extend(
+            r.get::<_, Option<Vec<String>>>(9)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| format!("toast.{o}")),
+        );
+        let is_partition: bool = r.get(10);
+        let bound: Option<String> = r.get(11);
+        let partkey: Option<String> = r.get(12);
+        let parents: Vec<String> = r.get::<_, Option<Vec<String>>>(13).unwrap_or_default();
+        let parent_oids: Vec<u32> = r.get::<_, Option<Vec<u32>>>(14).unwrap_or_default();
+        let bytes = r.get::<_, i64>(15).max(0) as u64;
+        let pages = r.get::<_, i64>(16).max(0) as u64;
+        let viewdef: Option<String> = r.get(17);
+        let access_method: Option<String> = r.get(18);
+        let populated: bool = r.get(19);
+        let replident: String = r.get(20);
+        let (rls, force_rls): (bool, bool) = (r.get(21), r.get(22));
+        let cols = columns.get(&oid).cloned().unwrap_or_default();
+        let key = (PG_CLASS, oid);
+        let with = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", options.join(", "))
+        };
+        match relkind {
+            'v' => {
+                let def = viewdef.unwrap_or_default();
+                let sql = format!(
+                    "CREATE VIEW {q}{with} AS\n{};",
+                    def.trim().trim_end_matches(';')
+                );
+                cx.push(
+                    Object::new(key, Section::PreData, "VIEW", &name, sql)
+                        .schema(&schema)
+                        .owned(&owner, &format!("VIEW {q}"), &qowner),
+                );
+            }
+            'm' => {
+                let def = viewdef.unwrap_or_default();
+                let using = access_method
+                    .as_ref()
+                    .map(|a| format!(" USING {a}"))
+                    .unwrap_or_default();
+                let sql = format!(
+                    "CREATE MATERIALIZED VIEW {q}{using}{with} AS\n{}\n  WITH NO DATA;",
+                    def.trim().trim_end_matches(';')
+                );
+                cx.push(
+                    Object::new(key, Section::PreData, "MATERIALIZED VIEW", &name, sql)
+                        .schema(&schema)
+                        .owned(&owner, &format!("MATERIALIZED VIEW {q}"), &qowner),
+                );
+                if populated {
+                    let refresh = Object::new(
+                        key,
+                        Section::PostAcl,
+                        "MATERIALIZED VIEW DATA",
+                        &name,
+                        format!("REFRESH MATERIALIZED VIEW {q};"),
+                    )
+                    .schema(&schema)
+                    .dep(key);
+                    cx.push(refresh);
+                }
+            }
+            'S' => {} // sequences are read below, with their parameters
+            _ => {
+                let parent_cols: Vec<&Column> = parent_oids
+                    .iter()
+                    .filter_map(|p| columns.get(p))
+                    .flatten()
+                    .collect();
+                let sql = table_sql(&TableSpec {
+                    q: &q,
+                    unlogged,
+                    columns: &cols,
+                    parent_columns: &parent_cols,
+                    is_partition,
+                    parents: &parents,
+                    bound: bound.as_deref(),
+                    partkey: partkey.as_deref(),
+                    access_method: access_method.as_deref(),
+                    with: &with,
+                    checks: checks.get(&oid).map(Vec::as_slice).unwrap_or_default(),
+                });
+                cx.push(
+                    Object::new(key, Section::PreData, "TABLE", &name, sql)
+                        .schema(&schema)
+                        .owned(&owner, &format!("TABLE {q}"), &qowner),
+                );
+                let mut post = Vec::new();
+                match replident.as_str() {
+                    "f" => post.push(format!("ALTER TABLE ONLY {q} REPLICA IDENTITY FULL;")),
+                    "n" => post.push(format!("ALTER TABLE ONLY {q} REPLICA IDENTITY NOTHING;")),
+                    _ => {}
+                }
+                if rls {
+                    post.push(format!("ALTER TABLE {q} ENABLE ROW LEVEL SECURITY;"));
+                }
+                if force_rls {
+                    post.push(format!("ALTER TABLE {q} FORCE ROW LEVEL SECURITY;"));
+                }
+                if !post.is_empty() {
+                    cx.push(
+                        Object::new(
+                            key,
+                            Section::PostData,
+                            "ROW SECURITY",
+                            &name,
+                            post.join("\n"),
+                        )
+                        .schema(&schema)
+                        .dep(key),
+                    );
+                }
+                if relkind == 'r' {
+                    let copy_columns: Vec<String> = cols
+                        .iter()
+                        .filter(|c| c.generated.is_empty())
+                        .map(|c| c.name.clone())
+                        .collect();
+                    let data = TableData {
+                        qualified: q.clone(),
+                        columns: copy_columns.clone(),
+                        bytes,
+                    };
+                    let mut o = Object::new(key, Section::Data, "TABLE DATA", &name, String::new())
+                        .schema(&schema)
+                        .dep(key);
+                    o.data = Some(data);
+                    cx.objects.push(o);
+                    data_tables.push(Relation {
+                        oid,
+                        relkind,
+                        schema: schema.clone(),
+                        name: name.clone(),
+                        qualified: q.clone(),
+                        bytes,
+                        pages,
+                        copy_columns,
+                        owner,
+                    });
+                }
+            }
+        }
+    }
+    load_sequences(cx, &rels).await?;
+    Ok(data_tables)
+}
+
+struct TableSpec<'a> {
+    q: &'a str,
+    unlogged: bool,
+    columns: &'a [Column],
+    parent_columns: &'a [&'a Column],
+    is_partition: bool,
+    parents: &'a [String],
+    bound: Option<&'a str>,
+    partkey: Option<&'a str>,
+    access_method: Option<&'a str>,
+    with: &'a str,
+    /// Local, validated CHECK constraints: `CONSTRAINT name CHECK (…)`.
+    checks: &'a [String],
+}
+
+/// CREATE TABLE and the column settings that CREATE TABLE cannot say.
+fn table_sql(t: &TableSpec<'_>) -> String {
+    let q = t.q;
+    let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
+    let mut out = String::new();
+    let mut after = Vec::new();
+    let parent_default = |name: &str| {
+        t.parent_columns
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.default.clone())
+    };
+    let parent_not_null = |name: &str| {
+        t.parent_columns
+            .iter()
+            .any(|c| c.name == name && c.not_null)
+    };
+    let mut defs = Vec::new();
+    for c in t.columns {
+        // a partition takes every column from its parent; an inheritance child spells its
+        // own columns and those it merges with a parent's
+        let spelled_here = !t.is_partition && (c.is_local || !c.inherited);
+        if spelled_here {
+            let mut d = format!("    {} {}", c.name, c.type_sql);
+            if let Some(coll) = &c.collation {
+                d.push_str(&format!(" COLLATE {coll}"));
+            }
+            if let Some(e) = &c.default {
+                if c.generated == "s" {
+                    d.push_str(&format!(" GENERATED ALWAYS AS ({e}) STORED"));
+                } else {
+                    d.push_str(&format!(" DEFAULT {e}"));
+                }
+            }
+            if c.not_null {
+                d.push_str(" NOT NULL");
+            }
+            defs.push(d);
+        } else {
+            // inherited column: only what differs from the parent
+            if c.default != parent_default(&c.name) && c.generated.is_empty() {
+                match &c.default {
+                    Some(e) => after.push(format!(
+                        "ALTER TABLE ONLY {q} ALTER COLUMN {} SET DEFAULT {e};",
+                        c.name
+                    )),
+                    None => after.push(format!(
+                        "ALTER TABLE ONLY {q} ALTER COLUMN {} DROP DEFAULT;",
+                        c.name
+                    )),
+                }
+            }
+            if c.not_null && !parent_not_null(&c.name) {
+                after.push(format!(
+                    "ALTER TABLE ONLY {q} ALTER COLUMN {} SET NOT NULL;",
+                    c.name
+                ));
+            }
+        }
+        if let Some(s) = &c.storage_differs {
+            after.push(format!(
+                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET STORAGE {s};",
+                c.name
+            ));
+        }
+        if c.stats_target >= 0 {
+            after.push(format!(
+                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET STATISTICS {};",
+                c.name, c.stats_target
+            ));
+        }
+        if let Some(opts) = &c.options {
+            after.push(format!(
+                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET ({});",
+                c.name,
+                opts.join(", ")
+            ));
+        }
+        if !c.compression.is_empty() {
+            after.push(format!(
+                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET COMPRESSION {};",
+                c.name, c.compression
+            ));
+        }
+    }
+    if t.is_partition {
+        let parent = t.parents.first().map(String::as_str).unwrap_or("?");
+        out.push_str(&format!("CREATE {unlogged}TABLE {q} PARTITION OF {parent}"));
+        out.push_str(&format!("\n{}", t.bound.unwrap_or("DEFAULT")));
+        for c in t.checks {
+            after.push(format!("ALTER TABLE {q} ADD {c};"));
+        }
+    } else {
+        defs.extend(t.checks.iter().map(|c| format!("    {c}")));
+        out.push_str(&format!(
+            "CREATE {unlogged}TABLE {q} (\n{}\n)",
+            defs.join(",\n")
+        ));
+        if !t.parents.is_empty() {
+            out.push_str(&format!("\nINHERITS ({})", t.parents.join(", ")));
+        }
+    }
+    if let Some(k) = t.partkey {
+        out.push_str(&format!("\nPARTITION BY {k}"));
+    }
+    if let Some(am) = t.access_method {
+        out.push_str(&format!("\nUSING {am}"));
+    }
+    out.push_str(t.with);
+    out.push(';');
+    for a in after {
+        out.push('\n');
+        out.push_str(&a);
+    }
+    out
+}
+
+/// Local, validated CHECK constraints by table, ready to write inside CREATE TABLE.
+async fn load_checks(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<String>>> {
+    let mut out: HashMap<u32, Vec<String>> = HashMap::new();
+    let rows = cx
+        .query(
+            "SELECT k.conrelid, format('CONSTRAINT %I %s', k.conname, pg_get_constraintdef(k.oid))
+             FROM pg_constraint k WHERE k.conrelid = ANY($1) AND k.contype = 'c' AND k.conislocal AND k.convalidated
+             ORDER BY k.conrelid, k.conname",
+            &[&rels],
+        )
+        .await?;
+    for r in rows {
+        out.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    Ok(out)
+}
+
+async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Column>>> {
+    let compression = if cx.version >= 140000 {
+        "a.attcompression::text"
+    } else {
+        "''"
+    };
+    let sql = format!(
+        "SELECT a.attrelid, a.attnum, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid),
+                CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 THEN
+                  (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
+                CASE WHEN a.attstorage <> t.typstorage THEN
+                  CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' WHEN 'x' THEN 'EXTENDED' END END,
+                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, a.attoptions, {compression}
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attrelid, a.attnum"
+    );
+    let mut out: HashMap<u32, Vec<Column>> = HashMap::new();
+    for r in cx.query(&sql, &[&rels]).await? {
+        let compression: String = r.get(13);
+        out.entry(r.get(0)).or_default().push(Column {
+            num: r.get(1),
+            name: r.get(2),
+            type_sql: r.get(3),
+            not_null: r.get(4),
+            generated: r.get(5),
+            default: r.get(6),
+            collation: r.get(7),
+            storage_differs: r.get(8),
+            stats_target: r.get(9),
+            is_local: r.get(10),
+            inherited: r.get(11),
+            options: r.get(12),
+            compression: match compression.as_str() {
+                "p" => "pglz".into(),
+                "l" => "lz4".into(),
+                _ => String::new(),
+            },
+        });
+    }
+    for cols in out.values_mut() {
+        cols.sort_by_key(|c| c.num);
+    }
+    Ok(out)
+}
+
+/// Sequences: CREATE SEQUENCE (or the identity clause of their column), OWNED BY, and the
+/// value as a data item.
+async fn load_sequences(cx: &mut Cx<'_>, rels: &[u32]) -> Result<()> {
+    let rows = cx
+        .query(
+            "SELECT c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
+                    pg_get_userbyid(c.relowner), quote_ident(pg_get_userbyid(c.relowner)),
+                    format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+                    c.relpersistence = 'u',
+                    d.deptype::text, CASE WHEN tc.oid IS NOT NULL THEN format('%I.%I', tn.nspname, tc.relname) END, quote_ident(a.attname), tc.oid,
+                    a.attidentity::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_sequence s ON s.seqrelid = c.oid
+             LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+             LEFT JOIN pg_class tc ON tc.oid = d.refobjid
+             LEFT JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+             LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+             WHERE c.oid = ANY($1) AND c.relkind = 'S'
+             ORDER BY n.nspname, c.relname",
+            &[&rels],
+        )
+        .await?;
+    let mut values_sql = Vec::new();
+    let mut seqs = Vec::new();
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let schema: String = r.get(1);
+        let name: String = r.get(2);
+        let q: String = r.get(3);
+        let (owner, qowner): (String, String) = (r.get(4), r.get(5));
+        let ty: String = r.get(6);
+        let (start, inc, min, max, cache): (i64, i64, i64, i64, i64) =
+            (r.get(7), r.get(8), r.get(9), r.get(10), r.get(11));
+        let cycle: bool = r.get(12);
+        let unlogged: bool = r.get(13);
+        let deptype: Option<String> = r.get(14);
+        let table: Option<String> = r.get(15);
+        let column: Option<String> = r.get(16);
+        let table_oid: Option<u32> = r.get(17);
+        let identity: Option<String> = r.get(18);
+        let (default_min, default_max) = match ty.as_str() {
+            "smallint" => (i64::from(i16::MIN), i64::from(i16::MAX)),
+            "integer" => (i64::from(i32::MIN), i64::from(i32::MAX)),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let mut params = vec![format!("START WITH {start}"), format!("INCREMENT BY {inc}")];
+        let asc = inc > 0;
+        params.push(if (asc && min == 1) || (!asc && min == default_min) {
+            "NO MINVALUE".into()
+        } else {
+            format!("MINVALUE {min}")
+        });
+        params.push(if (asc && max == default_max) || (!asc && max == -1) {
+            "NO MAXVALUE".into()
+        } else {
+            format!("MAXVALUE {max}")
+        });
+        params.push(format!("CACHE {cache}"));
+        if cycle {
+            params.push("CYCLE".into());
+        }
+        let key = (PG_CLASS, oid);
+        match (deptype.as_deref(), table, column, table_oid) {
+            (Some("i"), Some(t), Some(col), Some(toid)) => {
+                // identity sequence: created by the column's identity clause
+                let how = if identity.as_deref() == Some("a") {
+                    "ALWAYS"
+                } else {
+                    "BY DEFAULT"
+                };
+                let sql = format!(
+                    "ALTER TABLE {t} ALTER COLUMN {col} ADD GENERATED {how} AS IDENTITY (\n    SEQUENCE NAME {q}\n    {}\n);{}",
+                    params.join("\n    "),
+                    if unlogged {
+                        format!("\nALTER SEQUENCE {q} SET UNLOGGED;")
+                    } else {
+                        String::new()
+                    }
+                );
+                cx.push(
+                    Object::new(key, Section::PreData, "SEQUENCE", &name, sql)
+                        .schema(&schema)
+                        .dep((PG_CLASS, toid)),
+                );
+            }
+            (dep, t, col, toid) => {
+                let sql = format!(
+                    "CREATE {}SEQUENCE {q}\n    AS {ty}\n    {};",
+                    if unlogged { "UNLOGGED " } else { "" },
+                    params.join("\n    ")
+                );
+                cx.push(
+                    Object::new(key, Section::PreData, "SEQUENCE", &name, sql)
+                        .schema(&schema)
+                        .owned(&owner, &format!("SEQUENCE {q}"), &qowner),
+                );
+                if let (Some("a"), Some(t), Some(col), Some(toid)) = (dep, t, col, toid) {
+                    // pg_depend records OWNED BY as the sequence depending on its table;
+                    // CREATE SEQUENCE must come first (the column default needs it), and
+                    // the ownership is its own entry after the table
+                    if let Some(o) = cx.objects.last_mut() {
+                        o.deps.retain(|d| *d != (PG_CLASS, toid));
+                    }
+                    let o = Object::new(
+                        (PG_CLASS, oid),
+                        Section::PreData,
+                        "SEQUENCE OWNED BY",
+                        &name,
+                        format!("ALTER SEQUENCE {q} OWNED BY {t}.{col};"),
+                    )
+                    .schema(&schema)
+                    .dep((PG_CLASS, toid))
+                    .dep(key);
+                    cx.objects.push(o);
+                }
+            }
+        }
+        seqs.push((key, schema, name, q.clone()));
+        values_sql.push(format!("SELECT {oid}::oid, last_value, is_called FROM {q}"));
+    }
+    // one round trip for every sequence's value
+    let mut values: HashMap<u32, (i64, bool)> = HashMap::new();
+    for chunk in values_sql.chunks(500) {
+        for r in cx.query(&chunk.join(" UNION ALL "), &[]).await? {
+            values.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+    }
+    for (key, schema, name, q) in seqs {
+        if let Some((last, called)) = values.get(&key.1) {
+            let literal = q.replace('\'', "''");
+            let sql = format!("SELECT pg_catalog.setval('{literal}', {last}, {called});");
+            cx.objects.push(
+                Object::new(key, Section::Data, "SEQUENCE SET", &name, sql)
+                    .schema(&schema)
+                    .dep(key),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! `coffer dump pg`: one consistent snapshot, the catalog read into a TOC, then table data
+//! streamed by parallel workers into the archive, largest tables first, big tables split
+//! into ctid page ranges (pg-anchors §1.1, §2, §6).
+//!
+//! Archive layout: stream `pg.toc` first (the TOC as JSON, so a reader of a pipe knows the
+//! schema before any data), then one `pg.table_data` stream per table or table part, whose
+//! descriptor names its TOC entry. The manifest's `app` member holds the source, and per
+//! table the rows, checksum and streams ([`TableStats`]).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coffer_format::{ArchiveWriter, StreamDescriptor};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::catalog::{self, Filters, Relation};
+use super::conn::Target;
+use super::copy_out::{RowChecksum, copy_out};
+use super::session::{open_leader, open_worker, relock_nowait, sql_error};
+use super::toc::{self, TocEntry};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How to dump.
+#[derive(Clone, Debug)]
+pub struct DumpOptions {
+    /// Parallel connections copying data (`-j`).
+    pub jobs: usize,
+    pub filters: Filters,
+    /// Fail instead of waiting longer than this for a table lock.
+    pub lock_wait_timeout: Option<Duration>,
+    /// Raw bytes per data frame.
+    pub frame_size: usize,
+    /// Tables larger than this (heap + TOAST) are split into page ranges.
+    pub split_threshold: u64,
+    /// Most parts one table is split into.
+    pub max_parts: u64,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            jobs: 1,
+            filters: Filters::default(),
+            lock_wait_timeout: None,
+            frame_size: 4 << 20,
+            split_threshold: 1 << 30,
+            max_parts: 64,
+        }
+    }
+}
+
+/// Progress, reported as it happens; the engine never prints.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// The catalog is read: this much data is about to be copied.
+    Planned {
+        tables: usize,
+        units: usize,
+        bytes: u64,
+    },
+    /// Raw COPY bytes received since the last report.
+    Copied { bytes: u64, rows: u64 },
+    /// A table (or table part) is done.
+    UnitDone { name: String },
+}
+
+/// Per table, in the manifest: what a restore or a restore test checks against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableStats {
+    pub toc_id: u32,
+    pub qualified: String,
+    pub rows: u64,
+    /// See [`RowChecksum::hex`].
+    pub checksum: String,
+    /// Archive streams holding the rows, in part order.
+    pub streams: Vec<u32>,
+}
+
+/// The manifest `app` member of a PostgreSQL archive.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PgManifest {
+    /// Always `postgres`.
+    pub kind: String,
+    pub source: Source,
+    /// Archive stream holding the TOC.
+    pub toc_stream: u32,
+    pub tables: Vec<TableStats>,
+    /// Object counts by kind.
+    pub objects: BTreeMap<String, u64>,
+}
+
+/// Where the dump came from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Source {
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub database: String,
+    pub database_encoding: String,
+    /// COPY data and DDL in the archive are in this encoding.
+    pub data_encoding: String,
+    pub snapshot: String,
+    pub started_unix_ms: u64,
+}
+
+/// What a dump did.
+#[derive(Clone, Debug)]
+pub struct DumpSummary {
+    pub manifest: PgManifest,
+    pub rows: u64,
+    pub raw_bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+/// One unit of data work: a table or a page range of one.
+#[derive(Clone, Debug)]
+struct Unit {
+    toc_id: u32,
+    table: Relation,
+    part: u64,
+    parts: u64,
+    copy_sql: String,
+    bytes: u64,
+}
+
+/// Dumps into `writer` (which the caller finishes with the returned manifest, or drops to
+/// abandon the archive).
+pub async fn dump(
+    target: &Target,
+    opts: &DumpOptions,
+    writer: Arc<ArchiveWriter>,
+    progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<DumpSummary> {
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let leader = open_leader(target).await?;
+    let cat = catalog::read(
+        &leader.client,
+        leader.server_version_num,
+        &opts.filters,
+        opts.lock_wait_timeout,
+    )
+    .await?;
+    let encoding: String = leader
+        .client
+        .query_one("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()", &[])
+        .await
+        .map_err(|e| sql_error(e, "reading the database encoding"))?
+        .get(0);
+    let (entries, mut warnings) = toc::build(cat.objects);
+    warnings.extend(cat.warnings);
+    let source = Source {
+        server_version: leader.server_version.clone(),
+        server_version_num: leader.server_version_num,
+        database: target.dbname().to_string(),
+        database_encoding: encoding,
+        data_encoding: "UTF8".into(),
+        snapshot: leader.snapshot.clone(),
+        started_unix_ms,
+    };
+    let toc_stream = write_toc(&writer, &source, &entries)?;
+    let units = plan(&entries, &cat.data_tables, opts);
+    progress(Progress::Planned {
+        tables: cat.data_tables.len(),
+        units: units.len(),
+        bytes: units.iter().map(|u| u.bytes).sum(),
+    });
+    let queue = Arc::new(Mutex::new(VecDeque::from(units)));
+    let workers = (0..opts.jobs.max(1)).map(|_| {
+        worker(
+            target,
+            &leader.snapshot,
+            queue.clone(),
+            writer.clone(),
+            opts.frame_size,
+            progress.clone(),
+        )
+    });
+    let done: Vec<Vec<UnitResult>> = futures::future::try_join_all(workers).await?;
+    // the leader's transaction (and its locks) lasts until every worker is done
+    drop(leader);
+    /// A table's parts, gathered from whichever workers copied them.
+    struct Gathered {
+        qualified: String,
+        sum: RowChecksum,
+        streams: Vec<(u64, u32)>,
+    }
+    let mut per_table: BTreeMap<u32, Gathered> = BTreeMap::new();
+    let (mut rows, mut raw_bytes) = (0, 0);
+    for r in done.into_iter().flatten() {
+        rows += r.sum.rows;
+        raw_bytes += r.raw_bytes;
+        let t = per_table.entry(r.toc_id).or_insert_with(|| Gathered {
+            qualified: r.qualified.clone(),
+            sum: RowChecksum::default(),
+            streams: Vec::new(),
+        });
+        t.sum.merge(r.sum);
+        t.streams.push((r.part, r.stream));
+    }
+    let tables = per_table
+        .into_iter()
+        .map(|(toc_id, mut g)| {
+            g.streams.sort_unstable();
+            TableStats {
+                toc_id,
+                qualified: g.qualified,
+                rows: g.sum.rows,
+                checksum: g.sum.hex(),
+                streams: g.streams.into_iter().map(|(_, s)| s).collect(),
+            }
+        })
+        .collect();
+    let mut objects = BTreeMap::new();
+    for e in &entries {
+        *objects.entry(e.kind.clone()).or_insert(0) += 1;
+    }
+    let manifest = PgManifest {
+        kind: "postgres".into(),
+        source,
+        toc_stream,
+        tables,
+        objects,
+    };
+    Ok(DumpSummary {
+        manifest,
+        rows,
+        raw_bytes,
+        warnings,
+    })
+}
+
+/// The TOC document stored in the `pg.toc` stream.
+#[derive(Serialize, Deserialize)]
+pub struct TocDocument {
+    pub source: Source,
+    pub entries: Vec<TocEntry>,
+}
+
+fn write_toc(writer: &ArchiveWriter, source: &Source, entries: &[TocEntry]) -> Result<u32> {
+    let doc = TocDocument {
+        source: source.clone(),
+        entries: entries.to_vec(),
+    };
+    let json = serde_json::to_vec(&doc)
+        .map_err(|e| Error::new(ErrorKind::Usage, format!("serialising the TOC: {e}")))?;
+    let mut s = writer.stream(StreamDescriptor::new("pg.toc", source.database.clone()))?;
+    for chunk in json.chunks(4 << 20) {
+        s.write_frame(chunk)?;
+    }
+    let id = s.id();
+    s.finish()?;
+    Ok(id)
+}
+
+/// Units of data work, largest first. A table above the split threshold becomes page
+/// ranges sized on heap + TOAST (a TOAST-heavy table is split too); the last range is open
+/// so that pages added since the statistics were taken are not missed.
+fn plan(entries: &[TocEntry], tables: &[Relation], opts: &DumpOptions) -> Vec<Unit> {
+    let toc_ids: std::collections::HashMap<&str, u32> = entries
+        .iter()
+        .filter_map(|e| e.data.as_ref().map(|d| (d.qualified.as_str(), e.id)))
+        .collect();
+    let mut units = Vec::new();
+    for t in tables {
+        let Some(&toc_id) = toc_ids.get(t.qualified.as_str()) else {
+            continue;
+        };
+        let cols = t.copy_columns.join(", ");
+        let parts = if t.bytes > opts.split_threshold && t.pages > 1 {
+            t.bytes
+                .div_ceil(opts.split_threshold.max(1))
+                .clamp(2, opts.max_parts.max(2))
+                .min(t.pages)
+        } else {
+            1
+        };
+        if parts == 1 {
+            let data = toc::TableData {
+                qualified: t.qualified.clone(),
+                columns: t.copy_columns.clone(),
+                bytes: t.bytes,
+            };
+            units.push(Unit {
+                toc_id,
+                table: t.clone(),
+                part: 0,
+                parts: 1,
+                copy_sql: data.copy_sql("TO STDOUT"),
+                bytes: t.bytes,
+            });
+            continue;
+        }
+        let step = t.pages.div_ceil(parts);
+        for k in 0..parts {
+            let lo = k * step;
+            let cond = if k + 1 == parts {
+                format!("ctid >= '({lo},0)'::tid")
+            } else {
+                format!(
+                    "ctid >= '({lo},0)'::tid AND ctid < '({},0)'::tid",
+                    lo + step
+                )
+            };
+            let select_list = if cols.is_empty() {
+                String::new()
+            } else {
+                cols.clone()
+            };
+            let copy_sql = format!(
+                "COPY (SELECT {select_list} FROM ONLY {} WHERE {cond}) TO STDOUT",
+                t.qualified
+            );
+            units.push(Unit {
+                toc_id,
+                table: t.clone(),
+                part: k,
+                parts,
+                copy_sql,
+                bytes: t.bytes / parts,
+            });
+        }
+    }
+    units.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(a.table.qualified.cmp(&b.table.qualified))
+            .then(a.part.cmp(&b.part))
+    });
+    units
+}
+
+struct UnitResult {
+    toc_id: u32,
+    qualified: String,
+    part: u64,
+    stream: u32,
+    sum: RowChecksum,
+    raw_bytes: u64,
+}
+
+enum SealJob {
+    Begin(StreamDescriptor, oneshot::Sender<Result<u32>>),
+    Frame(Vec<u8>),
+    End(oneshot::Sender<Result<()>>),
+}
+
+/// One worker: a connection in the snapshot, and a thread that seals its frames.
+async fn worker(
+    target: &Target,
+    snapshot: &str,
+    queue: Arc<Mutex<VecDeque<Unit>>>,
+    writer: Arc<ArchiveWriter>,
+    frame_size: usize,
+    progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<Vec<UnitResult>> {
+    let client = open_worker(target, snapshot).await?;
+    let (tx, rx) = mpsc::channel::<SealJob>(2);
+    let sealer = std::thread::Builder::new()
+        .name("coffer-sealer".into())
+        .spawn(move || seal_loop(&writer, rx))
+        .map_err(|e| Error::new(ErrorKind::Io, format!("starting a sealing thread: {e}")))?;
+    let closed = || Error::new(ErrorKind::Archive, "the archive writer stopped");
+    let mut locked = HashSet::new();
+    let mut results = Vec::new();
+    loop {
+        let unit = queue.lock().expect("queue lock").pop_front();
+        let Some(u) = unit else { break };
+        if locked.insert(u.table.oid) {
+            relock_nowait(&client, &u.table.qualified).await?;
+        }
+        let name = if u.parts > 1 {
+            format!(
+                "{}.{} (part {}/{})",
+                u.table.schema,
+                u.table.name,
+                u.part + 1,
+                u.parts
+            )
+        } else {
+            format!("{}.{}", u.table.schema, u.table.name)
+        };
+        let mut d = StreamDescriptor::new("pg.table_data", name.clone());
+        d.meta = serde_json::json!({"toc_id": u.toc_id, "part": u.part, "parts": u.parts});
+        let (reply, begun) = oneshot::channel();
+        tx.send(SealJob::Begin(d, reply))
+            .await
+            .map_err(|_| closed())?;
+        let stream = begun.await.map_err(|_| closed())??;
+        let mut raw_bytes = 0u64;
+        let sum = copy_out(&client, &u.copy_sql, frame_size, async |frame: Vec<u8>| {
+            raw_bytes += frame.len() as u64;
+            progress(Progress::Copied {
+                bytes: frame.len() as u64,
+                rows: 0,
+            });
+            tx.send(SealJob::Frame(frame)).await.map_err(|_| closed())
+        })
+        .await
+        .map_err(|e| e.context(format!("dumping {name}")))?;
+        progress(Progress::Copied {
+            bytes: 0,
+            rows: sum.rows,
+        });
+        let (reply, ended) = oneshot::channel();
+        tx.send(SealJob::End(reply)).await.map_err(|_| closed())?;
+        ended.await.map_err(|_| closed())??;
+        progress(Progress::UnitDone { name });
+        results.push(UnitResult {
+            toc_id: u.toc_id,
+            qualified: u.table.qualified.clone(),
+            part: u.part,
+            stream,
+            sum,
+            raw_bytes,
+        });
+    }
+    drop(tx);
+    sealer
+        .join()
+        .map_err(|_| Error::new(ErrorKind::Archive, "a sealing thread panicked"))?;
+    Ok(results)
+}
+
+/// Seals a worker's frames in order; replies say when a stream has begun and ended. An
+/// error is kept and returned at the stream's end (frames after it are dropped).
+fn seal_loop(writer: &ArchiveWriter, mut rx: mpsc::Receiver<SealJob>) {
+    let mut current = None;
+    let mut failed: Option<Error> = None;
+    while let Some(job) = rx.blocking_recv() {
+        match job {
+            SealJob::Begin(d, reply) => {
+                failed = None;
+                let r = writer.stream(d).map_err(Error::from);
+                let _ = reply.send(
+                    r.as_ref()
+                        .map(|s| s.id())
+                        .map_err(|e| Error::new(e.kind(), e.message())),
+                );
+                current = r.ok();
+            }
+            SealJob::Frame(f) => {
+                if let (Some(s), None) = (current.as_mut(), &failed) {
+                    if let Err(e) = s.write_frame(&f) {
+                        failed = Some(e.into());
+                    }
+                }
+            }
+            SealJob::End(reply) => {
+                let r = match (current.take(), failed.take()) {
+                    (_, Some(e)) => Err(e),
+                    (Some(s), None) => s.finish().map(|_| ()).map_err(Error::from),
+                    (None, None) => Err(Error::new(ErrorKind::Archive, "no stream to finish")),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+}

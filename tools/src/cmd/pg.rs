@@ -1,0 +1,239 @@
+//! `coffer dump pg` and `coffer restore pg`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use coffer_engine::pg::catalog::{Filters, Pattern};
+use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv};
+use coffer_engine::pg::dump::{self, DumpOptions, Progress};
+use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
+
+use crate::error::CliError;
+use crate::{exit, human};
+
+/// Connection options, named as in pg_dump and psql.
+#[derive(Args, Debug, Clone)]
+pub struct ConnArgs {
+    /// Database name, `postgres://` URL or `key=value` connection string (PGDATABASE).
+    #[arg(short = 'd', long = "dbname", value_name = "DBNAME")]
+    pub dbname: Option<String>,
+    /// Server host or Unix socket directory (PGHOST).
+    #[arg(short = 'h', long = "host")]
+    pub host: Option<String>,
+    /// Server port (PGPORT).
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// User name (PGUSER). The password comes from PGPASSWORD or ~/.pgpass.
+    #[arg(short = 'U', long = "username")]
+    pub user: Option<String>,
+}
+
+impl ConnArgs {
+    fn options(&self) -> ConnectOptions {
+        ConnectOptions {
+            dbname: self.dbname.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// `coffer dump pg` options.
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Write the archive to FILE (default: standard output, which must not be a terminal).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Copy data over N connections at once.
+    #[arg(short = 'j', long = "jobs", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Dump only tables (views, sequences…) matching PATTERN; repeatable.
+    #[arg(short = 't', long = "table", value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// Do not dump tables matching PATTERN; repeatable.
+    #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
+    pub exclude_tables: Vec<String>,
+    /// Dump only schemas matching PATTERN; repeatable.
+    #[arg(short = 'n', long = "schema", value_name = "PATTERN")]
+    pub schemas: Vec<String>,
+    /// Do not dump schemas matching PATTERN; repeatable.
+    #[arg(short = 'N', long = "exclude-schema", value_name = "PATTERN")]
+    pub exclude_schemas: Vec<String>,
+    /// Fail rather than wait longer than this many milliseconds for a table lock.
+    #[arg(long, value_name = "MS")]
+    pub lock_wait_timeout: Option<u64>,
+    /// zstd level (1 fastest … 19 smallest).
+    #[arg(short = 'Z', long = "compress", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub level: i32,
+    /// Split tables larger than this many MiB into page ranges copied in parallel.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub split_mib: u64,
+    /// Print a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Print help (`-h` is the host, as in pg_dump).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+fn patterns(list: &[String]) -> Result<Vec<Pattern>, CliError> {
+    list.iter()
+        .map(|p| Pattern::parse(p).map_err(CliError::from))
+        .collect()
+}
+
+pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
+    let target = args.conn.options().resolve(&ProcessEnv)?;
+    let opts = DumpOptions {
+        jobs: args.jobs.into(),
+        filters: Filters {
+            tables: patterns(&args.tables)?,
+            exclude_tables: patterns(&args.exclude_tables)?,
+            schemas: patterns(&args.schemas)?,
+            exclude_schemas: patterns(&args.exclude_schemas)?,
+        },
+        lock_wait_timeout: args.lock_wait_timeout.map(Duration::from_millis),
+        split_threshold: args.split_mib.max(1) << 20,
+        ..DumpOptions::default()
+    };
+    let wopts = WriterOptions {
+        zstd_level: args.level,
+        encryption: key,
+        in_flight_frames: 2 * opts.jobs + 2,
+        ..WriterOptions::default()
+    };
+    let writer = match &args.file {
+        Some(f) if f.as_os_str() != "-" => {
+            ArchiveWriter::create(f, wopts).map_err(CliError::writing)?
+        }
+        _ => {
+            if std::io::stdout().is_terminal() {
+                return Err(CliError::new(
+                    exit::USAGE,
+                    "refusing to write an archive to a terminal; use -f FILE or a pipe",
+                ));
+            }
+            ArchiveWriter::to_writer(Box::new(std::io::stdout()), wopts)
+                .map_err(CliError::writing)?
+        }
+    };
+    let writer = Arc::new(writer);
+    let bar = progress_bar(args.json);
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
+    let b = bar.clone();
+    let report: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p| match p {
+        Progress::Planned { bytes, .. } => b.set_length(bytes),
+        Progress::Copied { bytes, .. } => b.inc(bytes),
+        Progress::UnitDone { name } => b.set_message(name),
+    });
+    let summary = runtime
+        .block_on(dump::dump(&target, &opts, writer.clone(), report))
+        .map_err(|e| {
+            bar.abandon();
+            CliError::from(e)
+        })?;
+    let writer = Arc::try_unwrap(writer)
+        .map_err(|_| CliError::new(exit::OUTPUT, "archive writer still in use"))?;
+    let app = serde_json::to_value(&summary.manifest).expect("manifest serialises");
+    let written = writer.finish(app).map_err(CliError::writing)?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if !args.json {
+        for w in &summary.warnings {
+            eprintln!("coffer: warning: {w}");
+        }
+    }
+    if args.json {
+        let doc = serde_json::json!({
+            "database": summary.manifest.source.database,
+            "server_version": summary.manifest.source.server_version,
+            "tables": summary.manifest.tables.len(),
+            "objects": summary.manifest.objects,
+            "rows": summary.rows,
+            "raw_bytes": summary.raw_bytes,
+            "archive_bytes": written.bytes,
+            "seconds": secs,
+            "archive_id": coffer_format::hex(&written.archive_id),
+            "warnings": summary.warnings,
+        });
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serialises")
+        );
+    } else if args.file.is_some() && std::io::stderr().is_terminal() {
+        eprintln!(
+            "dumped {} ({} tables, {} rows, {} of data) into {} in {secs:.1} s",
+            summary.manifest.source.database,
+            summary.manifest.tables.len(),
+            summary.rows,
+            human::bytes(summary.raw_bytes),
+            human::bytes(written.bytes)
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// A progress bar on a terminal; hidden otherwise (and with --json).
+fn progress_bar(json: bool) -> indicatif::ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// `coffer restore pg` options.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The archive.
+    pub archive: PathBuf,
+    /// Write a plain SQL script to FILE (`-` for standard output) instead of restoring
+    /// into a database; `psql` loads it into an empty database.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError> {
+    let Some(file) = args.file else {
+        return Err(CliError::new(
+            exit::USAGE,
+            "restoring straight into a database is not in this build yet; write a SQL script with -f FILE and load it with psql",
+        ));
+    };
+    let a = MappedArchive::open(&args.archive, key.as_ref())
+        .map_err(|e| CliError::reading(&args.archive, e))?;
+    let result = if file.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        coffer_engine::pg::sql::render(&a, &mut out)
+    } else {
+        let f = std::fs::File::create(&file)
+            .map_err(|e| CliError::new(exit::OUTPUT, format!("{}: {e}", file.display())))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        coffer_engine::pg::sql::render(&a, &mut out)
+    };
+    result.map_err(|e| {
+        if file.as_os_str() != "-" {
+            let _ = std::fs::remove_file(&file);
+        }
+        CliError::from(e)
+    })?;
+    Ok(exit::OK)
+}
