@@ -139,6 +139,11 @@ fn data_of(pg: &PgServer, db: &str) -> String {
                 .unwrap()
         ));
     }
+    let los = pg
+        .psql(db, "SELECT oid, length(lo_get(oid)), md5(lo_get(oid)), lomowner::regrole, lomacl, obj_description(oid, 'pg_largeobject')
+             FROM pg_largeobject_metadata ORDER BY oid")
+        .unwrap();
+    out.push_str(&format!("large objects:\n{los}\n"));
     out
 }
 
@@ -195,10 +200,12 @@ fn rich_fixture_round_trips_through_sql() {
                 .starts_with("public.big (part")
         })
         .count();
-    assert!(
-        big_parts >= 2,
-        "the big table was not split: {big_parts} parts"
-    );
+    if big_rows() >= 1_000_000 {
+        assert!(
+            big_parts >= 2,
+            "the big table was not split: {big_parts} parts"
+        );
+    }
 
     let sql = dir.path().join("src.sql");
     let o = coffer(&[
@@ -232,6 +239,9 @@ fn rich_fixture_round_trips_through_sql() {
         "CREATE EVENT TRIGGER log_ddl",
         "GRANT SELECT(id) ON TABLE s1.tree",
         "CREATE AGGREGATE s1.sum_sq",
+        "CREATE FOREIGN TABLE s1.remote_t",
+        "CREATE PUBLICATION pub_some",
+        "CREATE TEXT SEARCH CONFIGURATION s1.en_cfg",
     ] {
         assert!(
             a.contains(expected),
@@ -249,7 +259,10 @@ fn rich_fixture_round_trips_through_sql() {
     let (a, b) = (data_of(&pg, "src"), data_of(&pg, "copy"));
     assert_eq!(a, b, "data differs");
     assert!(
-        a.contains("public.big: ") && a.contains("s1.standalone_seq: "),
+        a.contains("public.big: ")
+            && a.contains("s1.standalone_seq: ")
+            && a.contains("90003|")
+            && a.contains("greeting"),
         "{a}"
     );
 }

@@ -4,8 +4,10 @@
 //!
 //! Archive layout: stream `pg.toc` first (the TOC as JSON, so a reader of a pipe knows the
 //! schema before any data), then one `pg.table_data` stream per table or table part, whose
-//! descriptor names its TOC entry. The manifest's `app` member holds the source, and per
-//! table the rows, checksum and streams ([`TableStats`]).
+//! descriptor names its TOC entry, and one `pg.large_object` stream per large object (a
+//! frame's raw offset is its offset in the object, so any frame can be written back by
+//! itself). The manifest's `app` member holds the source, and per table the rows, checksum
+//! and streams ([`TableStats`]), per large object its size and digest.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -78,6 +80,17 @@ pub struct TableStats {
     pub streams: Vec<u32>,
 }
 
+/// Per large object, in the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LargeObjectStats {
+    pub toc_id: u32,
+    pub oid: u32,
+    pub bytes: u64,
+    /// `blake3:<hex>` of the content.
+    pub digest: String,
+    pub stream: u32,
+}
+
 /// The manifest `app` member of a PostgreSQL archive.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PgManifest {
@@ -87,6 +100,8 @@ pub struct PgManifest {
     /// Archive stream holding the TOC.
     pub toc_stream: u32,
     pub tables: Vec<TableStats>,
+    #[serde(default)]
+    pub large_objects: Vec<LargeObjectStats>,
     /// Object counts by kind.
     pub objects: BTreeMap<String, u64>,
 }
@@ -113,15 +128,26 @@ pub struct DumpSummary {
     pub warnings: Vec<String>,
 }
 
-/// One unit of data work: a table or a page range of one.
+/// One unit of data work.
 #[derive(Clone, Debug)]
 struct Unit {
     toc_id: u32,
-    table: Relation,
-    part: u64,
-    parts: u64,
-    copy_sql: String,
+    /// Estimated size, for largest-first ordering.
     bytes: u64,
+    work: Work,
+}
+
+#[derive(Clone, Debug)]
+enum Work {
+    /// A table, or one page range of it.
+    Table {
+        table: Relation,
+        part: u64,
+        parts: u64,
+        copy_sql: String,
+    },
+    /// The content of one large object.
+    LargeObject { oid: u32 },
 }
 
 /// Dumps into `writer` (which the caller finishes with the returned manifest, or drops to
@@ -161,7 +187,14 @@ pub async fn dump(
         started_unix_ms,
     };
     let toc_stream = write_toc(&writer, &source, &entries)?;
-    let units = plan(&entries, &cat.data_tables, opts);
+    let mut units = plan(&entries, &cat.data_tables, opts);
+    units.extend(entries.iter().filter_map(|e| {
+        e.large_object.map(|oid| Unit {
+            toc_id: e.id,
+            bytes: 0,
+            work: Work::LargeObject { oid },
+        })
+    }));
     progress(Progress::Planned {
         tables: cat.data_tables.len(),
         units: units.len(),
@@ -188,18 +221,35 @@ pub async fn dump(
         streams: Vec<(u64, u32)>,
     }
     let mut per_table: BTreeMap<u32, Gathered> = BTreeMap::new();
+    let mut large_objects = Vec::new();
     let (mut rows, mut raw_bytes) = (0, 0);
     for r in done.into_iter().flatten() {
-        rows += r.sum.rows;
         raw_bytes += r.raw_bytes;
-        let t = per_table.entry(r.toc_id).or_insert_with(|| Gathered {
-            qualified: r.qualified.clone(),
-            sum: RowChecksum::default(),
-            streams: Vec::new(),
-        });
-        t.sum.merge(r.sum);
-        t.streams.push((r.part, r.stream));
+        match r.outcome {
+            Outcome::Table {
+                qualified,
+                part,
+                sum,
+            } => {
+                rows += sum.rows;
+                let t = per_table.entry(r.toc_id).or_insert_with(|| Gathered {
+                    qualified,
+                    sum: RowChecksum::default(),
+                    streams: Vec::new(),
+                });
+                t.sum.merge(sum);
+                t.streams.push((part, r.stream));
+            }
+            Outcome::LargeObject { oid, digest } => large_objects.push(LargeObjectStats {
+                toc_id: r.toc_id,
+                oid,
+                bytes: r.raw_bytes,
+                digest,
+                stream: r.stream,
+            }),
+        }
     }
+    large_objects.sort_by_key(|l| l.oid);
     let tables = per_table
         .into_iter()
         .map(|(toc_id, mut g)| {
@@ -222,6 +272,7 @@ pub async fn dump(
         source,
         toc_stream,
         tables,
+        large_objects,
         objects,
     };
     Ok(DumpSummary {
@@ -283,13 +334,16 @@ fn plan(entries: &[TocEntry], tables: &[Relation], opts: &DumpOptions) -> Vec<Un
                 columns: t.copy_columns.clone(),
                 bytes: t.bytes,
             };
-            units.push(Unit {
-                toc_id,
+            let work = Work::Table {
                 table: t.clone(),
                 part: 0,
                 parts: 1,
                 copy_sql: data.copy_sql("TO STDOUT"),
+            };
+            units.push(Unit {
+                toc_id,
                 bytes: t.bytes,
+                work,
             });
             continue;
         }
@@ -304,41 +358,57 @@ fn plan(entries: &[TocEntry], tables: &[Relation], opts: &DumpOptions) -> Vec<Un
                     lo + step
                 )
             };
-            let select_list = if cols.is_empty() {
-                String::new()
-            } else {
-                cols.clone()
-            };
             let copy_sql = format!(
-                "COPY (SELECT {select_list} FROM ONLY {} WHERE {cond}) TO STDOUT",
+                "COPY (SELECT {cols} FROM ONLY {} WHERE {cond}) TO STDOUT",
                 t.qualified
             );
-            units.push(Unit {
-                toc_id,
+            let work = Work::Table {
                 table: t.clone(),
                 part: k,
                 parts,
                 copy_sql,
+            };
+            units.push(Unit {
+                toc_id,
                 bytes: t.bytes / parts,
+                work,
             });
         }
     }
+    // largest first; ties in a stable order so runs are reproducible
     units.sort_by(|a, b| {
         b.bytes
             .cmp(&a.bytes)
-            .then(a.table.qualified.cmp(&b.table.qualified))
-            .then(a.part.cmp(&b.part))
+            .then(a.toc_id.cmp(&b.toc_id))
+            .then(part_of(a).cmp(&part_of(b)))
     });
     units
 }
 
+fn part_of(u: &Unit) -> u64 {
+    match u.work {
+        Work::Table { part, .. } => part,
+        Work::LargeObject { .. } => 0,
+    }
+}
+
 struct UnitResult {
     toc_id: u32,
-    qualified: String,
-    part: u64,
     stream: u32,
-    sum: RowChecksum,
     raw_bytes: u64,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Table {
+        qualified: String,
+        part: u64,
+        sum: RowChecksum,
+    },
+    LargeObject {
+        oid: u32,
+        digest: String,
+    },
 }
 
 enum SealJob {
@@ -368,53 +438,91 @@ async fn worker(
     loop {
         let unit = queue.lock().expect("queue lock").pop_front();
         let Some(u) = unit else { break };
-        if locked.insert(u.table.oid) {
-            relock_nowait(&client, &u.table.qualified).await?;
-        }
-        let name = if u.parts > 1 {
-            format!(
-                "{}.{} (part {}/{})",
-                u.table.schema,
-                u.table.name,
-                u.part + 1,
-                u.parts
-            )
-        } else {
-            format!("{}.{}", u.table.schema, u.table.name)
+        let (descriptor, name) = match &u.work {
+            Work::Table {
+                table, part, parts, ..
+            } => {
+                if locked.insert(table.oid) {
+                    relock_nowait(&client, &table.qualified).await?;
+                }
+                let name = if *parts > 1 {
+                    format!(
+                        "{}.{} (part {}/{})",
+                        table.schema,
+                        table.name,
+                        part + 1,
+                        parts
+                    )
+                } else {
+                    format!("{}.{}", table.schema, table.name)
+                };
+                let mut d = StreamDescriptor::new("pg.table_data", name.clone());
+                d.meta = serde_json::json!({"toc_id": u.toc_id, "part": part, "parts": parts});
+                (d, name)
+            }
+            Work::LargeObject { oid } => {
+                let mut d = StreamDescriptor::new("pg.large_object", oid.to_string());
+                d.meta = serde_json::json!({"toc_id": u.toc_id, "oid": oid});
+                (d, format!("large object {oid}"))
+            }
         };
-        let mut d = StreamDescriptor::new("pg.table_data", name.clone());
-        d.meta = serde_json::json!({"toc_id": u.toc_id, "part": u.part, "parts": u.parts});
         let (reply, begun) = oneshot::channel();
-        tx.send(SealJob::Begin(d, reply))
+        tx.send(SealJob::Begin(descriptor, reply))
             .await
             .map_err(|_| closed())?;
         let stream = begun.await.map_err(|_| closed())??;
         let mut raw_bytes = 0u64;
-        let sum = copy_out(&client, &u.copy_sql, frame_size, async |frame: Vec<u8>| {
+        let mut digest = blake3::Hasher::new();
+        let send = async |frame: Vec<u8>| {
             raw_bytes += frame.len() as u64;
             progress(Progress::Copied {
                 bytes: frame.len() as u64,
                 rows: 0,
             });
+            if matches!(u.work, Work::LargeObject { .. }) {
+                digest.update(&frame);
+            }
             tx.send(SealJob::Frame(frame)).await.map_err(|_| closed())
-        })
-        .await
-        .map_err(|e| e.context(format!("dumping {name}")))?;
-        progress(Progress::Copied {
-            bytes: 0,
-            rows: sum.rows,
-        });
+        };
+        let outcome = match &u.work {
+            Work::Table {
+                table,
+                part,
+                copy_sql,
+                ..
+            } => {
+                let sum = copy_out(&client, copy_sql, frame_size, send)
+                    .await
+                    .map_err(|e| e.context(format!("dumping {name}")))?;
+                progress(Progress::Copied {
+                    bytes: 0,
+                    rows: sum.rows,
+                });
+                Outcome::Table {
+                    qualified: table.qualified.clone(),
+                    part: *part,
+                    sum,
+                }
+            }
+            Work::LargeObject { oid } => {
+                copy_large_object(&client, *oid, frame_size, send)
+                    .await
+                    .map_err(|e| e.context(format!("dumping {name}")))?;
+                Outcome::LargeObject {
+                    oid: *oid,
+                    digest: format!("blake3:{}", digest.finalize().to_hex()),
+                }
+            }
+        };
         let (reply, ended) = oneshot::channel();
         tx.send(SealJob::End(reply)).await.map_err(|_| closed())?;
         ended.await.map_err(|_| closed())??;
         progress(Progress::UnitDone { name });
         results.push(UnitResult {
             toc_id: u.toc_id,
-            qualified: u.table.qualified.clone(),
-            part: u.part,
             stream,
-            sum,
             raw_bytes,
+            outcome,
         });
     }
     drop(tx);
@@ -424,6 +532,38 @@ async fn worker(
     Ok(results)
 }
 
+/// Reads a large object in frame-sized pieces with `lo_get`, inside the snapshot.
+async fn copy_large_object<F>(
+    client: &tokio_postgres::Client,
+    oid: u32,
+    frame_size: usize,
+    mut emit: F,
+) -> Result<()>
+where
+    F: AsyncFnMut(Vec<u8>) -> Result<()>,
+{
+    let chunk = i32::try_from(frame_size).unwrap_or(i32::MAX);
+    let mut offset: i64 = 0;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT pg_catalog.lo_get($1, $2, $3)",
+                &[&oid, &offset, &chunk],
+            )
+            .await
+            .map_err(|e| sql_error(e, "reading a large object"))?;
+        let bytes: Vec<u8> = row.get(0);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        offset += bytes.len() as i64;
+        let last = bytes.len() < frame_size;
+        emit(bytes).await?;
+        if last {
+            return Ok(());
+        }
+    }
+}
 /// Seals a worker's frames in order; replies say when a stream has begun and ended. An
 /// error is kept and returned at the stream's end (frames after it are dropped).
 fn seal_loop(writer: &ArchiveWriter, mut rx: mpsc::Receiver<SealJob>) {

@@ -67,6 +67,12 @@ pub fn render(a: &MappedArchive, out: &mut dyn Write) -> Result<()> {
         ),
     )?;
     let tables = pg.tables();
+    let large_objects: HashMap<u32, &super::dump::LargeObjectStats> = pg
+        .manifest
+        .large_objects
+        .iter()
+        .map(|l| (l.toc_id, l))
+        .collect();
     let streams: HashMap<u32, &coffer_format::StreamInfo> =
         a.streams().iter().map(|s| (s.id, s)).collect();
     for section in [
@@ -99,6 +105,33 @@ pub fn render(a: &MappedArchive, out: &mut dyn Write) -> Result<()> {
                     }
                 }
                 w(out, "\\.\n\n")?;
+            } else if let Some(oid) = e.large_object {
+                let lo = large_objects.get(&e.id).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("large object {oid} has no data in the manifest"),
+                    )
+                })?;
+                let s = streams.get(&lo.stream).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("stream {} of large object {oid} is missing", lo.stream),
+                    )
+                })?;
+                for f in a.data_entries(s) {
+                    let bytes = a
+                        .read_frame(f)
+                        .map_err(|err| Error::from(err).context(format!("large object {oid}")))?;
+                    w(
+                        out,
+                        &format!(
+                            "SELECT pg_catalog.lo_put('{oid}', {}, '\\x{}');\n",
+                            f.raw_offset,
+                            coffer_format::hex(&bytes)
+                        ),
+                    )?;
+                }
+                w(out, "\n")?;
             } else {
                 if !e.sql.is_empty() {
                     w(out, &format!("{}\n", e.sql))?;

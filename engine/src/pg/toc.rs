@@ -53,6 +53,9 @@ pub struct TocEntry {
     /// For `TABLE DATA`: the qualified table, its column list and where its data is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<TableData>,
+    /// For `LARGE OBJECT DATA`: the large object's oid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_object: Option<u32>,
 }
 
 /// What a `TABLE DATA` entry loads. Where its rows are in the archive, how many and their
@@ -98,6 +101,7 @@ pub struct Object {
     /// Catalog keys this object depends on (from pg_depend, mapped onto dumped objects).
     pub deps: Vec<CatalogKey>,
     pub data: Option<TableData>,
+    pub large_object: Option<u32>,
 }
 
 impl Object {
@@ -119,6 +123,7 @@ impl Object {
             owner_sql: None,
             deps: Vec::new(),
             data: None,
+            large_object: None,
         }
     }
 
@@ -173,6 +178,7 @@ fn priority(kind: &str) -> u32 {
         "TABLE DATA",
         "SEQUENCE SET",
         "LARGE OBJECT",
+        "LARGE OBJECT DATA",
         "CONSTRAINT",
         "INDEX",
         "INDEX ATTACH",
@@ -295,6 +301,7 @@ pub fn build(objects: Vec<Object>) -> (Vec<TocEntry>, Vec<String>) {
                 owner_sql: o.owner_sql.clone(),
                 deps,
                 data: o.data.clone(),
+                large_object: o.large_object,
             }
         })
         .collect();

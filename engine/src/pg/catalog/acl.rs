@@ -38,7 +38,16 @@ const OBJECTS: &str = "
            format('%I.%I', n.nspname, t.typname), NULL, t.typacl, acldefault('T', t.typowner), n.nspname, t.typname
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE t.typnamespace = ANY($2) AND t.typacl IS NOT NULL AND $3
-       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass AND e.objid = t.oid AND e.deptype = 'e')";
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass AND e.objid = t.oid AND e.deptype = 'e')
+    UNION ALL
+    SELECT 'pg_largeobject'::regclass::oid, l.oid, 'LARGE OBJECT', l.oid::text, NULL, l.lomacl, acldefault('L', l.lomowner), NULL, l.oid::text
+      FROM pg_largeobject_metadata l WHERE l.lomacl IS NOT NULL AND $4
+    UNION ALL
+    SELECT 'pg_foreign_server'::regclass::oid, s.oid, 'FOREIGN SERVER', quote_ident(s.srvname), NULL, s.srvacl, acldefault('S', s.srvowner), NULL, s.srvname
+      FROM pg_foreign_server s WHERE s.oid >= 16384 AND s.srvacl IS NOT NULL AND $3
+    UNION ALL
+    SELECT 'pg_foreign_data_wrapper'::regclass::oid, w.oid, 'FOREIGN DATA WRAPPER', quote_ident(w.fdwname), NULL, w.fdwacl, acldefault('F', w.fdwowner), NULL, w.fdwname
+      FROM pg_foreign_data_wrapper w WHERE w.oid >= 16384 AND w.fdwacl IS NOT NULL AND $3";
 
 pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
     let sql = format!(
@@ -57,7 +66,9 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
     );
     let rels = cx.rel_array();
     let ns = cx.ns_array();
-    let rows = cx.query(&sql, &[&rels, &ns, &cx.whole_schemas]).await?;
+    let rows = cx
+        .query(&sql, &[&rels, &ns, &cx.whole_schemas, &cx.large_objects])
+        .await?;
     // rows come grouped by object (and column): collect each object's statements
     let mut objects: Vec<AclObject> = Vec::new();
     for r in rows {

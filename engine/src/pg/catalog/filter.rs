@@ -193,7 +193,7 @@ pub(crate) async fn select(client: &Client, f: &Filters) -> Result<Selection> {
     let rows = client
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p', 'f') ORDER BY 1",
+             WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p') ORDER BY 1",
             &[&rel],
         )
         .await

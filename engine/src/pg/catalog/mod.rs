@@ -9,10 +9,14 @@
 mod acl;
 mod comments;
 mod filter;
+mod foreign;
 mod functions;
+mod large_objects;
+mod publications;
 mod relations;
 mod schema_objects;
 mod table_parts;
+mod text_search;
 
 use std::collections::{HashMap, HashSet};
 
@@ -80,6 +84,8 @@ pub struct Catalog {
     pub data_tables: Vec<Relation>,
     /// Every table to lock.
     pub lock_list: Vec<String>,
+    /// Large objects whose content is dumped.
+    pub large_objects: Vec<u32>,
     pub warnings: Vec<String>,
 }
 
@@ -94,6 +100,8 @@ pub(crate) struct Cx<'a> {
     /// Whether non-table objects (functions, types…) are dumped at all (`-t` alone dumps
     /// only tables and what hangs off them, as pg_dump does).
     pub whole_schemas: bool,
+    /// Whether large objects are dumped: in whole-database dumps, as pg_dump does.
+    pub large_objects: bool,
     /// Dependencies, object → the objects it needs, sub-objects mapped to their owners.
     pub deps: HashMap<CatalogKey, Vec<CatalogKey>>,
     pub objects: Vec<Object>,
@@ -150,6 +158,9 @@ pub async fn read(
         namespaces: selection.namespaces,
         relations: selection.relations,
         whole_schemas: selection.whole_schemas,
+        large_objects: selection.whole_schemas
+            && filters.schemas.is_empty()
+            && filters.exclude_schemas.is_empty(),
         deps: HashMap::new(),
         objects: Vec::new(),
     };
@@ -157,15 +168,26 @@ pub async fn read(
     if cx.whole_schemas {
         schema_objects::load(&mut cx).await?;
         functions::load(&mut cx).await?;
+        text_search::load(&mut cx).await?;
+        foreign::load(&mut cx).await?;
     }
     let data_tables = relations::load(&mut cx).await?;
     table_parts::load(&mut cx).await?;
+    if cx.whole_schemas {
+        publications::load(&mut cx).await?;
+    }
+    let large_objects = if cx.large_objects {
+        large_objects::load(&mut cx).await?
+    } else {
+        Vec::new()
+    };
     acl::load(&mut cx).await?;
     comments::load(&mut cx).await?;
     Ok(Catalog {
         objects: cx.objects,
         data_tables,
         lock_list,
+        large_objects,
         warnings: Vec::new(),
     })
 }

@@ -24,6 +24,7 @@ struct Column {
     is_local: bool,
     inherited: bool,
     options: Option<Vec<String>>,
+    fdw_options: Option<String>,
     compression: String,
 }
 
@@ -33,9 +34,10 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
     let rels = cx.rel_array();
     let columns = load_columns(cx, &rels).await?;
     let checks = load_checks(cx, &rels).await?;
+    let ft_options = super::foreign::options_sql("ft.ftoptions");
     let rows = cx
         .query(
-            "SELECT c.oid, c.relkind::text, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
+            &format!("SELECT c.oid, c.relkind::text, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
                     pg_get_userbyid(c.relowner), quote_ident(pg_get_userbyid(c.relowner)),
                     c.relpersistence::text, c.reloptions, tc.reloptions,
                     c.relispartition, pg_get_expr(c.relpartbound, c.oid),
@@ -47,12 +49,15 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     pg_table_size(c.oid)::int8, c.relpages::int8,
                     CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
                     CASE WHEN am.amname IS NOT NULL AND am.amname <> 'heap' THEN quote_ident(am.amname) END,
-                    c.relispopulated, c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity
+                    c.relispopulated, c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
+                    quote_ident(fs.srvname), {ft_options}
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
              LEFT JOIN pg_am am ON am.oid = c.relam
-             WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-             ORDER BY n.nspname, c.relname",
+             LEFT JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+             LEFT JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
+             WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             ORDER BY n.nspname, c.relname"),
             &[&rels],
         )
         .await?;
@@ -85,6 +90,8 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
         let populated: bool = r.get(19);
         let replident: String = r.get(20);
         let (rls, force_rls): (bool, bool) = (r.get(21), r.get(22));
+        let foreign: Option<(String, Option<String>)> =
+            r.get::<_, Option<String>>(23).map(|srv| (srv, r.get(24)));
         let cols = columns.get(&oid).cloned().unwrap_or_default();
         let key = (PG_CLASS, oid);
         let with = if options.is_empty() {
@@ -150,16 +157,24 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     bound: bound.as_deref(),
                     partkey: partkey.as_deref(),
                     access_method: access_method.as_deref(),
+                    foreign: foreign.as_ref(),
                     with: &with,
                     checks: checks.get(&oid).map(Vec::as_slice).unwrap_or_default(),
                 });
+                let kind = if foreign.is_some() {
+                    "FOREIGN TABLE"
+                } else {
+                    "TABLE"
+                };
                 cx.push(
-                    Object::new(key, Section::PreData, "TABLE", &name, sql)
+                    Object::new(key, Section::PreData, kind, &name, sql)
                         .schema(&schema)
-                        .owned(&owner, &format!("TABLE {q}"), &qowner),
+                        .owned(&owner, &format!("{kind} {q}"), &qowner),
                 );
                 let mut post = Vec::new();
+                // foreign tables have no replica identity to set
                 match replident.as_str() {
+                    _ if foreign.is_some() => {}
                     "f" => post.push(format!("ALTER TABLE ONLY {q} REPLICA IDENTITY FULL;")),
                     "n" => post.push(format!("ALTER TABLE ONLY {q} REPLICA IDENTITY NOTHING;")),
                     _ => {}
@@ -231,6 +246,8 @@ struct TableSpec<'a> {
     with: &'a str,
     /// Local, validated CHECK constraints: `CONSTRAINT name CHECK (…)`.
     checks: &'a [String],
+    /// For a foreign table: its server and `OPTIONS` list.
+    foreign: Option<&'a (String, Option<String>)>,
 }
 
 /// CREATE TABLE and the column settings that CREATE TABLE cannot say.
@@ -257,6 +274,9 @@ fn table_sql(t: &TableSpec<'_>) -> String {
         let spelled_here = !t.is_partition && (c.is_local || !c.inherited);
         if spelled_here {
             let mut d = format!("    {} {}", c.name, c.type_sql);
+            if let Some(o) = &c.fdw_options {
+                d.push_str(&format!(" OPTIONS ({o})"));
+            }
             if let Some(coll) = &c.collation {
                 d.push_str(&format!(" COLLATE {coll}"));
             }
@@ -320,15 +340,27 @@ fn table_sql(t: &TableSpec<'_>) -> String {
     }
     if t.is_partition {
         let parent = t.parents.first().map(String::as_str).unwrap_or("?");
-        out.push_str(&format!("CREATE {unlogged}TABLE {q} PARTITION OF {parent}"));
+        let table = if t.foreign.is_some() {
+            "FOREIGN TABLE"
+        } else {
+            "TABLE"
+        };
+        out.push_str(&format!(
+            "CREATE {unlogged}{table} {q} PARTITION OF {parent}"
+        ));
         out.push_str(&format!("\n{}", t.bound.unwrap_or("DEFAULT")));
         for c in t.checks {
             after.push(format!("ALTER TABLE {q} ADD {c};"));
         }
     } else {
         defs.extend(t.checks.iter().map(|c| format!("    {c}")));
+        let table = if t.foreign.is_some() {
+            "FOREIGN TABLE"
+        } else {
+            "TABLE"
+        };
         out.push_str(&format!(
-            "CREATE {unlogged}TABLE {q} (\n{}\n)",
+            "CREATE {unlogged}{table} {q} (\n{}\n)",
             defs.join(",\n")
         ));
         if !t.parents.is_empty() {
@@ -340,6 +372,12 @@ fn table_sql(t: &TableSpec<'_>) -> String {
     }
     if let Some(am) = t.access_method {
         out.push_str(&format!("\nUSING {am}"));
+    }
+    if let Some((server, options)) = t.foreign {
+        out.push_str(&format!("\nSERVER {server}"));
+        if let Some(o) = options {
+            out.push_str(&format!("\nOPTIONS ({o})"));
+        }
     }
     out.push_str(t.with);
     out.push(';');
@@ -373,6 +411,7 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
     } else {
         "''"
     };
+    let fdw_options = super::foreign::options_sql("a.attfdwoptions");
     let sql = format!(
         "SELECT a.attrelid, a.attnum, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), a.attnotnull,
                 a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid),
@@ -380,7 +419,7 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
                   (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
                 CASE WHEN a.attstorage <> t.typstorage THEN
                   CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' WHEN 'x' THEN 'EXTENDED' END END,
-                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, a.attoptions, {compression}
+                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, a.attoptions, {compression}, {fdw_options}
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
@@ -402,6 +441,7 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
             is_local: r.get(10),
             inherited: r.get(11),
             options: r.get(12),
+            fdw_options: r.get(14),
             compression: match compression.as_str() {
                 "p" => "pglz".into(),
                 "l" => "lz4".into(),
