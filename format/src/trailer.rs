@@ -78,11 +78,15 @@ impl Trailer {
             archive_id: b[32..48].try_into().expect("16 bytes"),
         };
         let frame_hdr = crate::frame::FRAME_HEADER_LEN as u64;
-        let manifest_end = t.manifest_offset + frame_hdr + u64::from(t.manifest_stored_len);
+        // offsets are untrusted (and unauthenticated when no key was given): no arithmetic
+        // on them may overflow
+        let manifest_end = t
+            .manifest_offset
+            .checked_add(frame_hdr + u64::from(t.manifest_stored_len));
         let index_end = t
             .index_offset
             .checked_add(frame_hdr + u64::from(t.index_stored_len));
-        if manifest_end != t.index_offset || index_end != Some(offset) {
+        if manifest_end != Some(t.index_offset) || index_end != Some(offset) {
             return Err(bad("manifest and index do not sit just before the trailer"));
         }
         // Every index record stands for a frame of at least a header's size.
@@ -104,4 +108,22 @@ fn check_value(bytes: &[u8], keys: Option<&ArchiveKeys>) -> [u8; 8] {
         None => *blake3::hash(bytes).as_bytes(),
     };
     full[..8].try_into().expect("8 bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `index_trailer` fuzz target: a huge manifest offset in a trailer whose
+    /// MAC cannot be checked (encrypted archive, no key) overflowed the layout check.
+    #[test]
+    fn huge_offsets_are_refused_not_overflowed() {
+        let mut b = [0u8; TRAILER_LEN];
+        b[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+        b[50..52].copy_from_slice(&TRAILER_VERSION.to_le_bytes());
+        b[60..64].copy_from_slice(&TRAILER_MAGIC);
+        assert!(Trailer::parse(&b, 1000, true, None).is_err());
+        b[0..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Trailer::parse(&b, 1000, true, None).is_err());
+    }
 }
