@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config};
+
+use super::tls::{self, Verify};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -35,6 +37,7 @@ pub struct ConnectOptions {
 pub struct Target {
     config: Config,
     display: String,
+    verify: Verify,
 }
 
 impl std::fmt::Debug for Target {
@@ -59,7 +62,11 @@ impl Target {
         let mut config = self.config.clone();
         config.dbname(dbname);
         let display = describe(&config);
-        Target { config, display }
+        Target {
+            config,
+            display,
+            verify: self.verify.clone(),
+        }
     }
 }
 
@@ -87,7 +94,8 @@ struct Fields {
     user: Option<String>,
     password: Option<String>,
     dbname: Option<String>,
-    sslmode: Option<SslMode>,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
 }
 
 impl Fields {
@@ -98,7 +106,8 @@ impl Fields {
         self.user = other.user.or(self.user.take());
         self.password = other.password.or(self.password.take());
         self.dbname = other.dbname.or(self.dbname.take());
-        self.sslmode = other.sslmode.or(self.sslmode);
+        self.sslmode = other.sslmode.or(self.sslmode.take());
+        self.sslrootcert = other.sslrootcert.or(self.sslrootcert.take());
     }
 }
 
@@ -120,10 +129,8 @@ impl ConnectOptions {
             user: env.var("PGUSER"),
             password: env.var("PGPASSWORD"),
             dbname: env.var("PGDATABASE"),
-            sslmode: env
-                .var("PGSSLMODE")
-                .map(|m| parse_sslmode(&m))
-                .transpose()?,
+            sslmode: env.var("PGSSLMODE"),
+            sslrootcert: env.var("PGSSLROOTCERT"),
         });
         f.apply(Fields {
             host: self.host.clone(),
@@ -138,6 +145,9 @@ impl ConnectOptions {
                 f.dbname = Some(d.clone());
             }
         }
+        // libpq's default is prefer: encrypt when the server offers it
+        let root = tls::default_root(f.sslrootcert.clone(), env.var("HOME"));
+        let (ssl_mode, verify) = tls::policy(f.sslmode.as_deref().unwrap_or("prefer"), root)?;
         let user = f.user.clone().unwrap_or_default();
         let dbname = f.dbname.clone().unwrap_or_else(|| user.clone());
         let host = f.host.clone().unwrap_or_else(default_host);
@@ -152,7 +162,7 @@ impl ConnectOptions {
             .port(port)
             .user(&user)
             .dbname(&dbname)
-            .ssl_mode(f.sslmode.unwrap_or(SslMode::Disable))
+            .ssl_mode(ssl_mode)
             .application_name("coffer")
             .connect_timeout(Duration::from_secs(
                 env.var("PGCONNECT_TIMEOUT")
@@ -176,7 +186,11 @@ impl ConnectOptions {
             config.password(p);
         }
         let display = describe(&config);
-        Ok(Target { config, display })
+        Ok(Target {
+            config,
+            display,
+            verify,
+        })
     }
 }
 
@@ -190,10 +204,12 @@ fn default_host() -> String {
     }
 }
 
-/// The fields a URL or conninfo string sets.
+/// The fields a URL or conninfo string sets. `sslmode` and `sslrootcert` are taken out
+/// first: tokio-postgres knows only some sslmode values, and no root certificates.
 fn parse_conninfo(s: &str) -> Result<Fields> {
+    let (rest, sslmode, sslrootcert) = take_ssl_params(s);
     // never echo the string: it may hold a password
-    let c = Config::from_str(s).map_err(|_| {
+    let c = Config::from_str(&rest).map_err(|_| {
         Error::new(
             ErrorKind::Usage,
             "invalid connection string or URL given as the database",
@@ -210,28 +226,111 @@ fn parse_conninfo(s: &str) -> Result<Fields> {
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
         dbname: c.get_dbname().map(str::to_string),
-        sslmode: s.contains("sslmode").then(|| c.get_ssl_mode()),
+        sslmode,
+        sslrootcert,
     })
+}
+
+/// Removes `sslmode` and `sslrootcert` from a URL's query or a conninfo string.
+fn take_ssl_params(s: &str) -> (String, Option<String>, Option<String>) {
+    let (mut mode, mut root) = (None, None);
+    let mut take = |key: &str, value: String| match key {
+        "sslmode" => {
+            mode = Some(value);
+            true
+        }
+        "sslrootcert" => {
+            root = Some(value);
+            true
+        }
+        _ => false,
+    };
+    if s.contains("://") {
+        if let Some((base, query)) = s.split_once('?') {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|kv| {
+                    !kv.split_once('=')
+                        .is_some_and(|(k, v)| take(k, percent_decode(v)))
+                })
+                .collect();
+            let rest = if kept.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            };
+            return (rest, mode, root);
+        }
+        return (s.to_string(), None, None);
+    }
+    let mut kept = Vec::new();
+    for token in conninfo_tokens(s) {
+        match token.split_once('=') {
+            Some((k, v)) if take(k.trim(), v.trim().trim_matches('\'').to_string()) => {}
+            _ => kept.push(token),
+        }
+    }
+    (kept.join(" "), mode, root)
+}
+
+/// Splits a conninfo string on white space outside single quotes.
+fn conninfo_tokens(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in s.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' => {
+                cur.push(c);
+                escaped = true;
+            }
+            '\'' => {
+                cur.push(c);
+                quoted = !quoted;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `%XX` escapes in a URL query value.
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| v.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(x) => {
+                out.push(x);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_port(p: &str, what: &str) -> Result<u16> {
     p.parse()
         .map_err(|_| Error::new(ErrorKind::Usage, format!("{what}: invalid port {p:?}")))
-}
-
-/// sslmode values. `verify-ca` and `verify-full` need certificate verification, which this
-/// build does not have yet: refused clearly rather than silently downgraded.
-fn parse_sslmode(m: &str) -> Result<SslMode> {
-    match m {
-        "disable" | "allow" => Ok(SslMode::Disable),
-        "prefer" => Ok(SslMode::Prefer),
-        other => Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "sslmode {other:?} needs TLS, which this build of coffer does not support yet; use sslmode=disable or prefer"
-            ),
-        )),
-    }
 }
 
 fn describe(c: &Config) -> String {
@@ -295,7 +394,7 @@ fn split_pgpass(line: &str) -> Vec<String> {
 pub async fn connect(target: &Target) -> Result<Client> {
     let (client, connection) = target
         .config
-        .connect(NoTls)
+        .connect(tls::connector(&target.verify)?)
         .await
         .map_err(|e| connect_error(target, e))?;
     tokio::spawn(async move {
@@ -325,7 +424,13 @@ fn connect_error(target: &Target, e: tokio_postgres::Error) -> Error {
         };
         return Error::new(kind, format!("{what} for {who}: {}", db.message()));
     }
-    let msg = e.to_string();
+    // the cause chain says what failed (TLS: "invalid peer certificate: NotValidForName")
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
     if msg.contains("password missing") {
         return Error::new(
             ErrorKind::Auth,
@@ -406,6 +511,34 @@ mod tests {
             .resolve(&env(&[("PGSSLMODE", "verify-full")]))
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage);
+        assert!(err.to_string().contains("root certificate"), "{err}");
+    }
+
+    #[test]
+    fn ssl_parameters_are_taken_out_of_urls_and_conninfo() {
+        let url =
+            "postgres://u:p@h/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fr.crt";
+        let (rest, mode, root) = take_ssl_params(url);
+        assert_eq!(rest, "postgres://u:p@h/db?application_name=x");
+        assert_eq!(
+            (mode.as_deref(), root.as_deref()),
+            (Some("verify-full"), Some("/tmp/r.crt"))
+        );
+        let (rest, mode, root) =
+            take_ssl_params("host=h sslmode=require password='a b' sslrootcert='/x y'");
+        assert_eq!(rest, "host=h password='a b'");
+        assert_eq!(
+            (mode.as_deref(), root.as_deref()),
+            (Some("require"), Some("/x y"))
+        );
+        let o = ConnectOptions {
+            dbname: Some("postgres://h/db?sslmode=verify-ca&sslrootcert=/r.crt".into()),
+            ..Default::default()
+        };
+        assert!(
+            o.resolve(&env(&[])).is_ok(),
+            "the root file is read when connecting"
+        );
     }
 
     #[test]

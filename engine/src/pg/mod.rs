@@ -8,4 +8,5 @@ pub mod copy_out;
 pub mod dump;
 pub mod session;
 pub mod sql;
+pub mod tls;
 pub mod toc;
