@@ -416,9 +416,11 @@ fn connect_error(target: &Target, e: tokio_postgres::Error) -> Error {
         {
             (ErrorKind::Auth, "authentication failed")
         } else if *code == SqlState::INVALID_CATALOG_NAME {
-            (ErrorKind::NotFound, "no such database")
+            // cannot connect: the database is part of the connection target
+            (ErrorKind::Connect, "no such database")
         } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-            (ErrorKind::Permission, "permission denied")
+            // e.g. no CONNECT privilege on the database: still a failure to connect
+            (ErrorKind::Connect, "permission denied")
         } else {
             (ErrorKind::Connect, "server refused the connection")
         };

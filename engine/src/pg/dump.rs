@@ -411,6 +411,56 @@ enum Outcome {
     },
 }
 
+fn closed() -> Error {
+    Error::new(ErrorKind::Archive, "the archive writer stopped")
+}
+
+/// A worker's sealing thread. Dropping it (on success, on error, or when the dump is
+/// abandoned and the worker cancelled) closes its queue and waits for the thread, so no
+/// thread outlives the dump holding the archive writer — which would keep the writer from
+/// removing its `.partial` file.
+struct Sealer {
+    tx: Option<mpsc::Sender<SealJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sealer {
+    fn start(writer: Arc<ArchiveWriter>) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<SealJob>(2);
+        let thread = std::thread::Builder::new()
+            .name("coffer-sealer".into())
+            .spawn(move || seal_loop(&writer, rx))
+            .map_err(|e| Error::new(ErrorKind::Io, format!("starting a sealing thread: {e}")))?;
+        Ok(Sealer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    async fn send(&self, job: SealJob) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(closed)?;
+        tx.send(job).await.map_err(|_| closed())
+    }
+
+    /// Closes the queue and waits for the thread, reporting a panic.
+    fn close(mut self) -> Result<()> {
+        self.tx.take();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Err(_)) => Err(Error::new(ErrorKind::Archive, "a sealing thread panicked")),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 enum SealJob {
     Begin(StreamDescriptor, oneshot::Sender<Result<u32>>),
     Frame(Vec<u8>),
@@ -427,12 +477,7 @@ async fn worker(
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> Result<Vec<UnitResult>> {
     let client = open_worker(target, snapshot).await?;
-    let (tx, rx) = mpsc::channel::<SealJob>(2);
-    let sealer = std::thread::Builder::new()
-        .name("coffer-sealer".into())
-        .spawn(move || seal_loop(&writer, rx))
-        .map_err(|e| Error::new(ErrorKind::Io, format!("starting a sealing thread: {e}")))?;
-    let closed = || Error::new(ErrorKind::Archive, "the archive writer stopped");
+    let sealer = Sealer::start(writer)?;
     let mut locked = HashSet::new();
     let mut results = Vec::new();
     loop {
@@ -467,9 +512,7 @@ async fn worker(
             }
         };
         let (reply, begun) = oneshot::channel();
-        tx.send(SealJob::Begin(descriptor, reply))
-            .await
-            .map_err(|_| closed())?;
+        sealer.send(SealJob::Begin(descriptor, reply)).await?;
         let stream = begun.await.map_err(|_| closed())??;
         let mut raw_bytes = 0u64;
         let mut digest = blake3::Hasher::new();
@@ -482,7 +525,7 @@ async fn worker(
             if matches!(u.work, Work::LargeObject { .. }) {
                 digest.update(&frame);
             }
-            tx.send(SealJob::Frame(frame)).await.map_err(|_| closed())
+            sealer.send(SealJob::Frame(frame)).await
         };
         let outcome = match &u.work {
             Work::Table {
@@ -515,7 +558,7 @@ async fn worker(
             }
         };
         let (reply, ended) = oneshot::channel();
-        tx.send(SealJob::End(reply)).await.map_err(|_| closed())?;
+        sealer.send(SealJob::End(reply)).await?;
         ended.await.map_err(|_| closed())??;
         progress(Progress::UnitDone { name });
         results.push(UnitResult {
@@ -525,10 +568,7 @@ async fn worker(
             outcome,
         });
     }
-    drop(tx);
-    sealer
-        .join()
-        .map_err(|_| Error::new(ErrorKind::Archive, "a sealing thread panicked"))?;
+    sealer.close()?;
     Ok(results)
 }
 

@@ -154,7 +154,8 @@ pub fn sql_error(e: tokio_postgres::Error, doing: &str) -> Error {
         {
             ErrorKind::Conflict
         } else if code.code().starts_with("57") || code.code().starts_with("08") {
-            ErrorKind::Connect
+            // the connection was made; losing it mid-way is the work breaking off
+            ErrorKind::Protocol
         } else {
             ErrorKind::Server
         };
@@ -166,7 +167,7 @@ pub fn sql_error(e: tokio_postgres::Error, doing: &str) -> Error {
     }
     if e.is_closed() || e.to_string().contains("connection closed") {
         return Error::new(
-            ErrorKind::Connect,
+            ErrorKind::Protocol,
             format!("{doing}: the server closed the connection (was it restarted or killed?)"),
         );
     }

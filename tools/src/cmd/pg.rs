@@ -136,12 +136,22 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         Progress::Copied { bytes, .. } => b.inc(bytes),
         Progress::UnitDone { name } => b.set_message(name),
     });
-    let summary = runtime
-        .block_on(dump::dump(&target, &opts, writer.clone(), report))
-        .map_err(|e| {
+    let summary = runtime.block_on(dump::dump(&target, &opts, writer.clone(), report));
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
             bar.abandon();
-            CliError::from(e)
-        })?;
+            // every worker has let go of the writer: abandoning it removes FILE.partial
+            // and tells what stopped it, if it stopped (a full disk, say)
+            let cause = Arc::try_unwrap(writer)
+                .ok()
+                .and_then(ArchiveWriter::abandon);
+            return Err(match cause {
+                Some(io) if e.kind() == coffer_engine::ErrorKind::Archive => CliError::writing(io),
+                _ => CliError::from(e),
+            });
+        }
+    };
     let writer = Arc::try_unwrap(writer)
         .map_err(|_| CliError::new(exit::OUTPUT, "archive writer still in use"))?;
     let app = serde_json::to_value(&summary.manifest).expect("manifest serialises");

@@ -139,7 +139,7 @@ pub(crate) async fn select(client: &Client, f: &Filters) -> Result<Selection> {
         let wanted: HashSet<u32> = rows.iter().map(|r| r.get(0)).collect();
         if wanted.is_empty() {
             return Err(Error::new(
-                ErrorKind::NotFound,
+                ErrorKind::Usage,
                 "no matching schemas were found",
             ));
         }
@@ -177,7 +177,7 @@ pub(crate) async fn select(client: &Client, f: &Filters) -> Result<Selection> {
         relations = match_tables(client, &f.tables).await?;
         if relations.is_empty() {
             return Err(Error::new(
-                ErrorKind::NotFound,
+                ErrorKind::Usage,
                 "no matching tables were found",
             ));
         }
