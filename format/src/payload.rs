@@ -67,7 +67,13 @@ impl FrameSealer {
             .compress(raw)
             .map_err(|e| Error::Usage(format!("zstd compression failed: {e}")))?;
         let (codec, mut payload) = if compressed.len() < raw.len() {
-            (Codec::Zstd, compressed)
+            // zstd sized the buffer for the worst case (the whole raw frame); a frame
+            // waiting in the writer's queue should hold only what it stores
+            let mut c = compressed;
+            if c.capacity() > 2 * c.len() + crate::crypto::TAG_LEN {
+                c.shrink_to(c.len() + crate::crypto::TAG_LEN);
+            }
+            (Codec::Zstd, c)
         } else {
             (Codec::Stored, raw.to_vec())
         };

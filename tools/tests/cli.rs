@@ -1,32 +1,16 @@
 //! The `coffer` binary end to end: output, exit codes, and the golden archives.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn coffer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(args)
-        .env_remove("COFFER_PASSPHRASE")
-        .output()
-        .expect("run coffer")
-}
+use common::{coffer, s, text};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/golden/v1")
         .join(name)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -8,8 +8,11 @@
 //! were read at different moments breaks it. pgbench_accounts is split into page ranges
 //! (`--split-mib`) so that even one table is read by several workers.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use common::{coffer, s, text};
+
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use coffer_testkit::PgServer;
@@ -18,32 +21,6 @@ const SCALE: &str = "5";
 const DUMPS: usize = 3;
 /// Upper bound of the workload; it is stopped as soon as the dumps are done.
 const WORKLOAD_SECONDS: &str = "60";
-
-fn coffer(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
-    for (name, _) in std::env::vars_os() {
-        if name.as_encoded_bytes().starts_with(b"PG") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.env_remove("COFFER_PASSPHRASE")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run coffer")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// The background workload; killed (it is our own child) when dropped.
 struct Workload(Child);

@@ -3,8 +3,11 @@
 //! `pg_dump --schema-only` of source and copy must be identical after normalisation, and
 //! every table's rows and every sequence's value equal.
 
+mod common;
+
+use common::{coffer, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use coffer_testkit::PgServer;
 
@@ -19,22 +22,6 @@ fn big_rows() -> u64 {
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pg/rich.sql")
-}
-
-fn coffer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(args)
-        .env_remove("PGPASSWORD")
-        .output()
-        .expect("run coffer")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn conn_args(pg: &PgServer, db: &str) -> Vec<String> {

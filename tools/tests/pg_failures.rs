@@ -6,6 +6,10 @@
 //! Exit codes (tools/src/exit.rs): 2 bad command line, 5 writing the output failed, 6
 //! cannot connect, 7 the database refused or broke off the work.
 
+mod common;
+
+use common::{s, text};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -35,18 +39,6 @@ fn coffer_cmd(home: &Path, args: &[&str]) -> Command {
 
 fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run coffer")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `-h 127.0.0.1 -p PORT -U user -d db`.

@@ -209,7 +209,6 @@ fn quote_last(qualified: &str) -> &str {
 
 /// Triggers (not internal ones, not clones on partitions) with their enabled state.
 async fn triggers(cx: &mut Cx<'_>) -> Result<()> {
-    let rels = cx.rel_array();
     let parent_filter = if cx.version >= 130000 {
         "AND t.tgparentid = 0"
     } else {
@@ -222,57 +221,46 @@ async fn triggers(cx: &mut Cx<'_>) -> Result<()> {
          WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal {parent_filter}
          ORDER BY 3, 4"
     );
-    for r in cx.query(&sql, &[&rels]).await? {
-        let oid: u32 = r.get(0);
-        let table: u32 = r.get(1);
-        let schema: String = r.get(2);
-        let label: String = r.get(3);
-        let def: String = r.get(4);
-        let enabled: String = r.get(5);
-        let (qt, qn): (String, String) = (r.get(6), r.get(7));
-        let mut sql = format!("{def};");
-        match enabled.as_str() {
-            "D" => sql.push_str(&format!("\nALTER TABLE {qt} DISABLE TRIGGER {qn};")),
-            "R" => sql.push_str(&format!("\nALTER TABLE {qt} ENABLE REPLICA TRIGGER {qn};")),
-            "A" => sql.push_str(&format!("\nALTER TABLE {qt} ENABLE ALWAYS TRIGGER {qn};")),
-            _ => {}
-        }
-        cx.push(
-            Object::new((PG_TRIGGER, oid), Section::PostData, "TRIGGER", label, sql)
-                .schema(&schema)
-                .dep((PG_CLASS, table)),
-        );
-    }
-    Ok(())
+    with_enabled_state(cx, &sql, PG_TRIGGER, "TRIGGER").await
 }
 
 /// Rules other than views' `_RETURN`, with their enabled state.
 async fn rules(cx: &mut Cx<'_>) -> Result<()> {
+    let sql = "SELECT r.oid, r.ev_class, n.nspname, c.relname || ' ' || r.rulename, pg_get_ruledef(r.oid), r.ev_enabled::text,
+                      format('%I.%I', n.nspname, c.relname), quote_ident(r.rulename)
+               FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN' ORDER BY 3, 4";
+    with_enabled_state(cx, sql, PG_REWRITE, "RULE").await
+}
+
+/// Triggers and rules alike: a definition the server deparses, and an enabled state
+/// (`O` origin, `D` disabled, `R` replica, `A` always) that only ALTER TABLE can set. The
+/// query returns oid, table oid, schema, label, definition, state, quoted table, quoted name.
+async fn with_enabled_state(
+    cx: &mut Cx<'_>,
+    sql: &str,
+    class: u32,
+    kind: &'static str,
+) -> Result<()> {
     let rels = cx.rel_array();
-    let rows = cx
-        .query(
-            "SELECT r.oid, r.ev_class, n.nspname, c.relname || ' ' || r.rulename, pg_get_ruledef(r.oid), r.ev_enabled::text,
-                    format('%I.%I', n.nspname, c.relname), quote_ident(r.rulename)
-             FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN' ORDER BY 3, 4",
-            &[&rels],
-        )
-        .await?;
-    for r in rows {
+    for r in cx.query(sql, &[&rels]).await? {
         let (oid, table): (u32, u32) = (r.get(0), r.get(1));
         let schema: String = r.get(2);
         let label: String = r.get(3);
-        let mut sql: String = r.get(4);
-        let enabled: String = r.get(5);
+        let def: String = r.get(4);
         let (qt, qn): (String, String) = (r.get(6), r.get(7));
-        match enabled.as_str() {
-            "D" => sql.push_str(&format!("\nALTER TABLE {qt} DISABLE RULE {qn};")),
-            "R" => sql.push_str(&format!("\nALTER TABLE {qt} ENABLE REPLICA RULE {qn};")),
-            "A" => sql.push_str(&format!("\nALTER TABLE {qt} ENABLE ALWAYS RULE {qn};")),
-            _ => {}
+        let mut sql = format!("{};", def.trim_end().trim_end_matches(';'));
+        let state = match r.get::<_, String>(5).as_str() {
+            "D" => Some("DISABLE"),
+            "R" => Some("ENABLE REPLICA"),
+            "A" => Some("ENABLE ALWAYS"),
+            _ => None,
+        };
+        if let Some(state) = state {
+            sql.push_str(&format!("\nALTER TABLE {qt} {state} {kind} {qn};"));
         }
         cx.push(
-            Object::new((PG_REWRITE, oid), Section::PostData, "RULE", label, sql)
+            Object::new((class, oid), Section::PostData, kind, label, sql)
                 .schema(&schema)
                 .dep((PG_CLASS, table)),
         );
