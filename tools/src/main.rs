@@ -95,9 +95,10 @@ enum DumpCommand {
 
 #[derive(Subcommand, Debug)]
 enum RestoreCommand {
-    /// Restore a PostgreSQL archive. This build writes a plain SQL script (-f), as
-    /// `pg_restore -f` does.
-    #[command(after_help = exit::HELP)]
+    /// Restore a PostgreSQL archive into a database (-d), in parallel (-j): schema, then
+    /// data, then indexes and constraints, then privileges. Every frame is verified before
+    /// it is loaded. With -f, write a plain SQL script instead, as `pg_restore -f` does.
+    #[command(after_help = exit::HELP, disable_help_flag = true)]
     Pg(cmd::pg::RestoreArgs),
 }
 

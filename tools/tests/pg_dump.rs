@@ -252,4 +252,34 @@ fn rich_fixture_round_trips_through_sql() {
             && a.contains("greeting"),
         "{a}"
     );
+
+    // the same archive, restored natively over four connections
+    pg.create_database("native").unwrap();
+    let mut args = vec![
+        "restore".to_string(),
+        "pg".into(),
+        archive.to_str().unwrap().into(),
+        "-j".into(),
+        "4".into(),
+        "--json".into(),
+    ];
+    args.extend(conn_args(&pg, "native"));
+    let o = coffer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "native restore failed:\n{}",
+        text(&o)
+    );
+    let native = schema_of(&pg, "native");
+    let src_schema = schema_of(&pg, "src");
+    if native != src_schema {
+        std::fs::write("/tmp/coffer-schema-native.sql", &native).ok();
+        std::fs::write("/tmp/coffer-schema-src.sql", &src_schema).ok();
+        panic!(
+            "natively restored schema differs:\n{}",
+            diff(&src_schema, &native)
+        );
+    }
+    assert_eq!(data_of(&pg, "native"), a, "natively restored data differs");
 }

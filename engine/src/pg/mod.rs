@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod conn;
 pub mod copy_out;
 pub mod dump;
+pub mod restore;
 pub mod session;
 pub mod sql;
 pub mod tls;

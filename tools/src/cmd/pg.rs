@@ -9,6 +9,7 @@ use clap::Args;
 use coffer_engine::pg::catalog::{Filters, Pattern};
 use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv};
 use coffer_engine::pg::dump::{self, DumpOptions, Progress};
+use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions};
 use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
 
 use crate::error::CliError;
@@ -214,34 +215,126 @@ fn progress_bar(json: bool) -> indicatif::ProgressBar {
 pub struct RestoreArgs {
     /// The archive.
     pub archive: PathBuf,
-    /// Write a plain SQL script to FILE (`-` for standard output) instead of restoring
-    /// into a database; `psql` loads it into an empty database.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    /// Restore into this database (name, URL or connection string), which must exist.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Instead of restoring, write a plain SQL script to FILE (`-` for standard output);
+    /// `psql` loads it into an empty database.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "dbname"
+    )]
     pub file: Option<PathBuf>,
+    /// Load data and build indexes and constraints over N connections at once.
+    #[arg(short = 'j', long = "jobs", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Do not give objects their original owners (they belong to the restoring user).
+    #[arg(short = 'O', long)]
+    pub no_owner: bool,
+    /// Do not restore privileges (GRANT, REVOKE, default privileges).
+    #[arg(short = 'x', long = "no-privileges", visible_alias = "no-acl")]
+    pub no_privileges: bool,
+    /// Print a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Print help (`-h` is the host, as in pg_restore).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
 }
 
 pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError> {
-    let Some(file) = args.file else {
-        return Err(CliError::new(
-            exit::USAGE,
-            "restoring straight into a database is not in this build yet; write a SQL script with -f FILE and load it with psql",
-        ));
-    };
     let a = MappedArchive::open(&args.archive, key.as_ref())
         .map_err(|e| CliError::reading(&args.archive, e))?;
+    if let Some(file) = &args.file {
+        return render_sql(&a, file);
+    }
+    if args.conn.dbname.is_none() && std::env::var_os("PGDATABASE").is_none() {
+        return Err(CliError::new(
+            exit::USAGE,
+            "give the database to restore into with -d, or -f FILE to write SQL",
+        ));
+    }
+    let target = args.conn.options().resolve(&ProcessEnv)?;
+    let opts = RestoreOptions {
+        jobs: args.jobs.into(),
+        no_owner: args.no_owner,
+        no_privileges: args.no_privileges,
+    };
+    let bar = progress_bar(args.json);
+    let b = bar.clone();
+    let report: Arc<dyn Fn(RestoreProgress) + Send + Sync> = Arc::new(move |p| match p {
+        RestoreProgress::Phase { name, bytes } => {
+            b.set_message(name);
+            if bytes > 0 {
+                b.set_length(bytes);
+            }
+        }
+        RestoreProgress::Loaded { bytes } => b.inc(bytes),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
+    let started = Instant::now();
+    let summary = runtime
+        .block_on(restore::restore(Arc::new(a), &target, &opts, report))
+        .map_err(|e| {
+            bar.abandon();
+            CliError::from(e)
+        })?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if args.json {
+        let phases: serde_json::Map<String, serde_json::Value> = summary
+            .phases
+            .iter()
+            .map(|(n, d)| ((*n).to_string(), d.as_secs_f64().into()))
+            .collect();
+        let doc = serde_json::json!({
+            "database": target.dbname(),
+            "entries": summary.entries,
+            "tables": summary.tables,
+            "raw_bytes": summary.raw_bytes,
+            "seconds": secs,
+            "phases": phases,
+        });
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serialises")
+        );
+    } else if std::io::stderr().is_terminal() {
+        let phases: Vec<String> = summary
+            .phases
+            .iter()
+            .map(|(n, d)| format!("{n} {:.1} s", d.as_secs_f64()))
+            .collect();
+        eprintln!(
+            "restored {} into {} in {secs:.1} s ({})",
+            args.archive.display(),
+            target.dbname(),
+            phases.join(", ")
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `-f`: the archive as a SQL script.
+fn render_sql(a: &MappedArchive, file: &std::path::Path) -> Result<u8, CliError> {
     let result = if file.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        coffer_engine::pg::sql::render(&a, &mut out)
+        coffer_engine::pg::sql::render(a, &mut out)
     } else {
-        let f = std::fs::File::create(&file)
+        let f = std::fs::File::create(file)
             .map_err(|e| CliError::new(exit::OUTPUT, format!("{}: {e}", file.display())))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        coffer_engine::pg::sql::render(&a, &mut out)
+        coffer_engine::pg::sql::render(a, &mut out)
     };
     result.map_err(|e| {
         if file.as_os_str() != "-" {
-            let _ = std::fs::remove_file(&file);
+            let _ = std::fs::remove_file(file);
         }
         CliError::from(e)
     })?;
