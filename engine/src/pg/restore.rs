@@ -70,7 +70,10 @@ SET idle_in_transaction_session_timeout = 0;";
 
 async fn session(target: &Target) -> Result<Client> {
     let client = connect(target).await?;
-    client.batch_execute(SESSION).await.map_err(|e| sql_error(e, "setting up the restore session"))?;
+    client
+        .batch_execute(SESSION)
+        .await
+        .map_err(|e| sql_error(e, "setting up the restore session"))?;
     Ok(client)
 }
 
@@ -83,11 +86,18 @@ pub async fn restore(
 ) -> Result<RestoreSummary> {
     let pg = Arc::new(PgArchive::read(&archive)?);
     let entries = &pg.toc.entries;
-    let mut summary = RestoreSummary { entries: entries.len(), tables: pg.manifest.tables.len(), ..Default::default() };
+    let mut summary = RestoreSummary {
+        entries: entries.len(),
+        tables: pg.manifest.tables.len(),
+        ..Default::default()
+    };
     let leader = session(target).await?;
 
     let t = Instant::now();
-    progress(Progress::Phase { name: "pre-data", bytes: 0 });
+    progress(Progress::Phase {
+        name: "pre-data",
+        bytes: 0,
+    });
     for e in entries.iter().filter(|e| e.section == Section::PreData) {
         run_entry(&leader, e, opts).await?;
     }
@@ -97,29 +107,51 @@ pub async fn restore(
     let units = data_units(&pg, &archive)?;
     let bytes: u64 = units.iter().map(|u| u.bytes).sum();
     summary.raw_bytes = bytes;
-    progress(Progress::Phase { name: "data", bytes });
+    progress(Progress::Phase {
+        name: "data",
+        bytes,
+    });
     let queue = Arc::new(Mutex::new(VecDeque::from(units)));
     let mut workers = Vec::new();
     for _ in 0..opts.jobs.max(1) {
-        let (archive, queue, target, progress) = (archive.clone(), queue.clone(), target.clone(), progress.clone());
-        workers.push(tokio::spawn(async move { data_worker(&archive, &queue, &target, &progress).await }));
+        let (archive, queue, target, progress) = (
+            archive.clone(),
+            queue.clone(),
+            target.clone(),
+            progress.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            data_worker(&archive, &queue, &target, &progress).await
+        }));
     }
     for w in workers {
-        w.await.map_err(|e| Error::new(ErrorKind::Io, format!("a restore worker failed: {e}")))??;
+        w.await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("a restore worker failed: {e}")))??;
     }
     summary.phases.push(("data", t.elapsed()));
 
     let t = Instant::now();
-    progress(Progress::Phase { name: "post-data", bytes: 0 });
+    progress(Progress::Phase {
+        name: "post-data",
+        bytes: 0,
+    });
     post_data(&pg, target, opts).await?;
     summary.phases.push(("post-data", t.elapsed()));
 
     let t = Instant::now();
-    progress(Progress::Phase { name: "privileges", bytes: 0 });
-    for e in entries.iter().filter(|e| matches!(e.section, Section::Acl | Section::PostAcl)) {
+    progress(Progress::Phase {
+        name: "privileges",
+        bytes: 0,
+    });
+    for e in entries
+        .iter()
+        .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
+    {
         run_entry(&leader, e, opts).await?;
     }
-    summary.phases.push(("privileges and refreshes", t.elapsed()));
+    summary
+        .phases
+        .push(("privileges and refreshes", t.elapsed()));
     Ok(summary)
 }
 
@@ -128,15 +160,30 @@ async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptions) -> Resu
     if opts.no_privileges && matches!(e.kind.as_str(), "ACL" | "DEFAULT ACL") {
         return Ok(());
     }
-    let what = || format!("restoring {} {}{}", e.kind, e.schema.as_deref().map(|s| format!("{s}.")).unwrap_or_default(), e.name);
+    let what = || {
+        format!(
+            "restoring {} {}{}",
+            e.kind,
+            e.schema
+                .as_deref()
+                .map(|s| format!("{s}."))
+                .unwrap_or_default(),
+            e.name
+        )
+    };
     if !e.sql.is_empty() && e.data.is_none() && e.large_object.is_none() {
-        client.batch_execute(&e.sql).await.map_err(|err| sql_error(err, &what()))?;
+        client
+            .batch_execute(&e.sql)
+            .await
+            .map_err(|err| sql_error(err, &what()))?;
     }
     if let (Some(o), false) = (&e.owner_sql, opts.no_owner) {
         client.batch_execute(o).await.map_err(|err| {
             let mut error = sql_error(err, &what());
             if error.message().contains("does not exist") {
-                error = error.context("hint: the role is missing in this cluster; --no-owner restores without owners");
+                error = error.context(
+                    "hint: the role is missing in this cluster; --no-owner restores without owners",
+                );
             }
             error
         })?;
@@ -162,21 +209,60 @@ enum DataKind {
 
 fn data_units(pg: &PgArchive, archive: &MappedArchive) -> Result<Vec<DataUnit>> {
     let tables = pg.tables();
-    let los: HashMap<u32, &super::dump::LargeObjectStats> = pg.manifest.large_objects.iter().map(|l| (l.toc_id, l)).collect();
-    let raw_of = |stream: u32| archive.streams().iter().find(|s| s.id == stream).map(|s| s.end.raw_len);
+    let los: HashMap<u32, &super::dump::LargeObjectStats> = pg
+        .manifest
+        .large_objects
+        .iter()
+        .map(|l| (l.toc_id, l))
+        .collect();
+    let raw_of = |stream: u32| {
+        archive
+            .streams()
+            .iter()
+            .find(|s| s.id == stream)
+            .map(|s| s.end.raw_len)
+    };
     let mut units = Vec::new();
     for e in pg.toc.entries.iter().filter(|e| e.section == Section::Data) {
         if let Some(data) = &e.data {
             let Some(t) = tables.get(&e.id) else { continue };
             for &stream in &t.streams {
-                let bytes = raw_of(stream).ok_or_else(|| Error::new(ErrorKind::Corrupt, format!("stream {stream} of {} is missing", t.qualified)))?;
-                units.push(DataUnit { bytes, what: t.qualified.clone(), kind: DataKind::Copy { copy_sql: data.copy_sql("FROM STDIN"), stream } });
+                let bytes = raw_of(stream).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("stream {stream} of {} is missing", t.qualified),
+                    )
+                })?;
+                units.push(DataUnit {
+                    bytes,
+                    what: t.qualified.clone(),
+                    kind: DataKind::Copy {
+                        copy_sql: data.copy_sql("FROM STDIN"),
+                        stream,
+                    },
+                });
             }
         } else if let Some(oid) = e.large_object {
-            let lo = los.get(&e.id).ok_or_else(|| Error::new(ErrorKind::Corrupt, format!("large object {oid} has no data")))?;
-            units.push(DataUnit { bytes: lo.bytes, what: format!("large object {oid}"), kind: DataKind::LargeObject { oid, stream: lo.stream } });
+            let lo = los.get(&e.id).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("large object {oid} has no data"),
+                )
+            })?;
+            units.push(DataUnit {
+                bytes: lo.bytes,
+                what: format!("large object {oid}"),
+                kind: DataKind::LargeObject {
+                    oid,
+                    stream: lo.stream,
+                },
+            });
         } else if !e.sql.is_empty() {
-            units.push(DataUnit { bytes: 0, what: format!("{} {}", e.kind, e.name), kind: DataKind::Sql(e.sql.clone()) });
+            units.push(DataUnit {
+                bytes: 0,
+                what: format!("{} {}", e.kind, e.name),
+                kind: DataKind::Sql(e.sql.clone()),
+            });
         }
     }
     units.sort_by_key(|u| std::cmp::Reverse(u.bytes));
@@ -196,44 +282,82 @@ async fn data_worker(
         let context = |e: Error| e.context(format!("loading {}", u.what));
         match &u.kind {
             DataKind::Copy { copy_sql, stream } => {
-                let info = archive.streams().iter().find(|s| s.id == *stream).expect("checked when planning");
-                let sink = client.copy_in::<_, Bytes>(copy_sql.as_str()).await.map_err(|e| context(sql_error(e, "starting COPY")))?;
+                let info = archive
+                    .streams()
+                    .iter()
+                    .find(|s| s.id == *stream)
+                    .expect("checked when planning");
+                let sink = client
+                    .copy_in::<_, Bytes>(copy_sql.as_str())
+                    .await
+                    .map_err(|e| context(sql_error(e, "starting COPY")))?;
                 futures::pin_mut!(sink);
                 for f in archive.data_entries(info) {
                     // verified (hashes, authentication, decoding) before a byte reaches the server
                     let rows = archive.read_frame(f).map_err(|e| context(Error::from(e)))?;
-                    progress(Progress::Loaded { bytes: rows.len() as u64 });
-                    sink.send(Bytes::from(rows)).await.map_err(|e| context(sql_error(e, "sending COPY data")))?;
+                    progress(Progress::Loaded {
+                        bytes: rows.len() as u64,
+                    });
+                    sink.send(Bytes::from(rows))
+                        .await
+                        .map_err(|e| context(sql_error(e, "sending COPY data")))?;
                 }
-                sink.finish().await.map_err(|e| context(sql_error(e, "finishing COPY")))?;
+                sink.finish()
+                    .await
+                    .map_err(|e| context(sql_error(e, "finishing COPY")))?;
             }
             DataKind::LargeObject { oid, stream } => {
-                let info = archive.streams().iter().find(|s| s.id == *stream).expect("checked when planning");
+                let info = archive
+                    .streams()
+                    .iter()
+                    .find(|s| s.id == *stream)
+                    .expect("checked when planning");
                 for f in archive.data_entries(info) {
                     let bytes = archive.read_frame(f).map_err(|e| context(Error::from(e)))?;
                     let offset = i64::try_from(f.raw_offset).unwrap_or(i64::MAX);
                     client
-                        .execute("SELECT pg_catalog.lo_put($1, $2, $3)", &[oid, &offset, &bytes])
+                        .execute(
+                            "SELECT pg_catalog.lo_put($1, $2, $3)",
+                            &[oid, &offset, &bytes],
+                        )
                         .await
                         .map_err(|e| context(sql_error(e, "writing a large object")))?;
-                    progress(Progress::Loaded { bytes: bytes.len() as u64 });
+                    progress(Progress::Loaded {
+                        bytes: bytes.len() as u64,
+                    });
                 }
             }
-            DataKind::Sql(sql) => client.batch_execute(sql).await.map_err(|e| context(sql_error(e, "setting a sequence")))?,
+            DataKind::Sql(sql) => client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| context(sql_error(e, "setting a sequence")))?,
         }
     }
 }
 
 /// The tables an entry works on: the TABLE entries among its dependencies.
 fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
-    e.deps.iter().copied().filter(|d| by_id.get(d).is_some_and(|t| matches!(t.kind.as_str(), "TABLE" | "FOREIGN TABLE"))).collect()
+    e.deps
+        .iter()
+        .copied()
+        .filter(|d| {
+            by_id
+                .get(d)
+                .is_some_and(|t| matches!(t.kind.as_str(), "TABLE" | "FOREIGN TABLE"))
+        })
+        .collect()
 }
 
 /// Post-data on `jobs` connections: dependency order, and no two entries that need the
 /// same table exclusively at once (CREATE INDEX takes a share lock: index builds of one
 /// table run together).
 async fn post_data(pg: &PgArchive, target: &Target, opts: &RestoreOptions) -> Result<()> {
-    let entries: Vec<&TocEntry> = pg.toc.entries.iter().filter(|e| e.section == Section::PostData).collect();
+    let entries: Vec<&TocEntry> = pg
+        .toc
+        .entries
+        .iter()
+        .filter(|e| e.section == Section::PostData)
+        .collect();
     if entries.is_empty() {
         return Ok(());
     }
@@ -254,10 +378,15 @@ async fn post_data(pg: &PgArchive, target: &Target, opts: &RestoreOptions) -> Re
         let mut i = 0;
         while i < pending.len() && !idle.is_empty() {
             let e = pending[i];
-            let deps_done = e.deps.iter().all(|d| !pending_ids.contains(d) || done.contains(d));
+            let deps_done = e
+                .deps
+                .iter()
+                .all(|d| !pending_ids.contains(d) || done.contains(d));
             let tables = tables_of(e, &by_id);
             let shared = e.kind == "INDEX";
-            let conflict = running.values().any(|(ts, s)| ts.iter().any(|t| tables.contains(t)) && !(shared && *s));
+            let conflict = running
+                .values()
+                .any(|(ts, s)| ts.iter().any(|t| tables.contains(t)) && !(shared && *s));
             if deps_done && !conflict {
                 let e = pending.remove(i);
                 let client = idle.pop().expect("checked");
@@ -283,7 +412,8 @@ async fn post_data(pg: &PgArchive, target: &Target, opts: &RestoreOptions) -> Re
             continue;
         }
         if let Some(joined) = tasks.join_next().await {
-            let (id, client, r) = joined.map_err(|e| Error::new(ErrorKind::Io, format!("a post-data task failed: {e}")))?;
+            let (id, client, r) = joined
+                .map_err(|e| Error::new(ErrorKind::Io, format!("a post-data task failed: {e}")))?;
             r?;
             running.remove(&id);
             done.insert(id);
