@@ -104,10 +104,15 @@ impl std::error::Error for Error {
 }
 
 impl From<coffer_format::Error> for Error {
+    /// A damaged or unreadable archive is bad input; a writer that stopped or an I/O
+    /// failure is the output's problem.
     fn from(e: coffer_format::Error) -> Self {
+        use coffer_format::Error as F;
         let kind = match &e {
-            coffer_format::Error::Io { .. } => ErrorKind::Io,
-            _ => ErrorKind::Archive,
+            F::Io { .. } => ErrorKind::Io,
+            F::WriterClosed | F::Usage(_) => ErrorKind::Archive,
+            F::KeyRequired | F::WrongKey | F::BadKeyFile(_) => ErrorKind::Usage,
+            _ => ErrorKind::Corrupt,
         };
         Error::new(kind, e.to_string())
     }

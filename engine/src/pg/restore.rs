@@ -35,6 +35,15 @@ pub struct RestoreOptions {
     pub no_owner: bool,
     /// Skip GRANT/REVOKE and default privileges.
     pub no_privileges: bool,
+    /// Which parts to restore (`--section`, `--schema-only`, `--data-only`); all when
+    /// empty. Privileges and refreshes go with post-data.
+    pub sections: Vec<Section>,
+}
+
+impl RestoreOptions {
+    fn wants(&self, s: Section) -> bool {
+        self.sections.is_empty() || self.sections.contains(&s)
+    }
 }
 
 /// Progress, reported as it happens.
@@ -92,67 +101,114 @@ pub async fn restore(
         ..Default::default()
     };
     let leader = session(target).await?;
-
-    let t = Instant::now();
-    progress(Progress::Phase {
-        name: "pre-data",
-        bytes: 0,
-    });
-    for e in entries.iter().filter(|e| e.section == Section::PreData) {
-        run_entry(&leader, e, opts).await?;
+    if opts.wants(Section::PreData) {
+        let t = Instant::now();
+        progress(Progress::Phase {
+            name: "pre-data",
+            bytes: 0,
+        });
+        for e in entries.iter().filter(|e| e.section == Section::PreData) {
+            run_entry(&leader, e, opts).await?;
+        }
+        summary.phases.push(("pre-data", t.elapsed()));
     }
-    summary.phases.push(("pre-data", t.elapsed()));
-
-    let t = Instant::now();
-    let units = data_units(&pg, &archive)?;
-    let bytes: u64 = units.iter().map(|u| u.bytes).sum();
-    summary.raw_bytes = bytes;
-    progress(Progress::Phase {
-        name: "data",
-        bytes,
-    });
-    let queue = Arc::new(Mutex::new(VecDeque::from(units)));
-    let mut workers = Vec::new();
-    for _ in 0..opts.jobs.max(1) {
-        let (archive, queue, target, progress) = (
-            archive.clone(),
-            queue.clone(),
-            target.clone(),
-            progress.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            data_worker(&archive, &queue, &target, &progress).await
-        }));
+    if opts.wants(Section::Data) {
+        let t = Instant::now();
+        let units = data_units(&pg, &archive)?;
+        let bytes: u64 = units.iter().map(|u| u.bytes).sum();
+        summary.raw_bytes = bytes;
+        progress(Progress::Phase {
+            name: "data",
+            bytes,
+        });
+        let queue = Arc::new(Mutex::new(VecDeque::from(units)));
+        let mut workers = Vec::new();
+        for _ in 0..opts.jobs.max(1) {
+            let (archive, queue, target, progress) = (
+                archive.clone(),
+                queue.clone(),
+                target.clone(),
+                progress.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                data_worker(&archive, &queue, &target, &progress).await
+            }));
+        }
+        for w in workers {
+            w.await.map_err(|e| {
+                Error::new(ErrorKind::Io, format!("a restore worker failed: {e}"))
+            })??;
+        }
+        summary.phases.push(("data", t.elapsed()));
     }
-    for w in workers {
-        w.await
-            .map_err(|e| Error::new(ErrorKind::Io, format!("a restore worker failed: {e}")))??;
+    if opts.wants(Section::PostData) {
+        let t = Instant::now();
+        progress(Progress::Phase {
+            name: "post-data",
+            bytes: 0,
+        });
+        post_data(&pg, target, opts).await?;
+        summary.phases.push(("post-data", t.elapsed()));
+        let t = Instant::now();
+        progress(Progress::Phase {
+            name: "privileges",
+            bytes: 0,
+        });
+        for e in entries
+            .iter()
+            .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
+        {
+            run_entry(&leader, e, opts).await?;
+        }
+        summary
+            .phases
+            .push(("privileges and refreshes", t.elapsed()));
     }
-    summary.phases.push(("data", t.elapsed()));
-
-    let t = Instant::now();
-    progress(Progress::Phase {
-        name: "post-data",
-        bytes: 0,
-    });
-    post_data(&pg, target, opts).await?;
-    summary.phases.push(("post-data", t.elapsed()));
-
-    let t = Instant::now();
-    progress(Progress::Phase {
-        name: "privileges",
-        bytes: 0,
-    });
-    for e in entries
-        .iter()
-        .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
-    {
-        run_entry(&leader, e, opts).await?;
-    }
-    summary
-        .phases
-        .push(("privileges and refreshes", t.elapsed()));
     Ok(summary)
+}
+
+/// `--create`: creates the archive's database (from template0, as pg_restore does)
+/// through the connection `maintenance` names, and returns the target for it.
+pub async fn create_database(maintenance: &Target, archive: &MappedArchive) -> Result<Target> {
+    let pg = PgArchive::read(archive)?;
+    let name = pg.toc.source.database.clone();
+    let client = connect(maintenance).await?;
+    let quoted: String = client
+        .query_one("SELECT quote_ident($1::text)", &[&name])
+        .await
+        .map_err(|e| sql_error(e, "quoting the database name"))?
+        .get(0);
+    let encoding = pg.toc.source.database_encoding.replace('\'', "");
+    let sql = format!("CREATE DATABASE {quoted} WITH TEMPLATE = template0 ENCODING = '{encoding}'");
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| sql_error(e, &format!("creating database {name}")))?;
+    Ok(maintenance.with_dbname(&name))
+}
+
+/// `-l`: the TOC as pg_restore lists it, one entry a line (`;` starts a comment).
+pub fn list(archive: &MappedArchive) -> Result<String> {
+    let pg = PgArchive::read(archive)?;
+    let src = &pg.toc.source;
+    let mut out = format!(
+        ";\n; Archive created by coffer\n;     dbname: {}\n;     TOC entries: {}\n;     server version: {}\n;\n",
+        src.database,
+        pg.toc.entries.len(),
+        src.server_version
+    );
+    let clean = |s: &str| s.replace(['\n', '\r'], " ");
+    for e in &pg.toc.entries {
+        out.push_str(&format!(
+            "{}; {} {} {} {}\n",
+            e.id,
+            e.kind,
+            clean(e.schema.as_deref().unwrap_or("-")),
+            clean(&e.name),
+            clean(e.owner.as_deref().unwrap_or("-"))
+        ));
+    }
+    Ok(out)
 }
 
 /// Runs one TOC entry's SQL (and its owner statement unless `--no-owner`).

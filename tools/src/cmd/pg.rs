@@ -10,6 +10,7 @@ use coffer_engine::pg::catalog::{Filters, Pattern};
 use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv};
 use coffer_engine::pg::dump::{self, DumpOptions, Progress};
 use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions};
+use coffer_engine::pg::toc::Section;
 use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
 
 use crate::error::CliError;
@@ -236,6 +237,22 @@ pub struct RestoreArgs {
     /// Do not restore privileges (GRANT, REVOKE, default privileges).
     #[arg(short = 'x', long = "no-privileges", visible_alias = "no-acl")]
     pub no_privileges: bool,
+    /// Create the archive's database first (connecting through -d, e.g. `postgres`), and
+    /// restore into it.
+    #[arg(short = 'C', long)]
+    pub create: bool,
+    /// Restore only this section (pre-data, data or post-data); repeatable.
+    #[arg(long, value_name = "SECTION", value_parser = ["pre-data", "data", "post-data"])]
+    pub section: Vec<String>,
+    /// Only the schema (pre-data and post-data).
+    #[arg(short = 's', long, conflicts_with_all = ["data_only", "section"])]
+    pub schema_only: bool,
+    /// Only the data.
+    #[arg(short = 'a', long, conflicts_with = "section")]
+    pub data_only: bool,
+    /// Print the archive's table of contents (as `pg_restore -l`) and stop.
+    #[arg(short = 'l', long)]
+    pub list: bool,
     /// Print a JSON summary at the end.
     #[arg(long)]
     pub json: bool,
@@ -247,6 +264,10 @@ pub struct RestoreArgs {
 pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError> {
     let a = MappedArchive::open(&args.archive, key.as_ref())
         .map_err(|e| CliError::reading(&args.archive, e))?;
+    if args.list {
+        print!("{}", restore::list(&a)?);
+        return Ok(exit::OK);
+    }
     if let Some(file) = &args.file {
         return render_sql(&a, file);
     }
@@ -257,10 +278,24 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         ));
     }
     let target = args.conn.options().resolve(&ProcessEnv)?;
+    let sections = match (args.schema_only, args.data_only) {
+        (true, _) => vec![Section::PreData, Section::PostData],
+        (_, true) => vec![Section::Data],
+        _ => args
+            .section
+            .iter()
+            .map(|s| match s.as_str() {
+                "pre-data" => Section::PreData,
+                "data" => Section::Data,
+                _ => Section::PostData,
+            })
+            .collect(),
+    };
     let opts = RestoreOptions {
         jobs: args.jobs.into(),
         no_owner: args.no_owner,
         no_privileges: args.no_privileges,
+        sections,
     };
     let bar = progress_bar(args.json);
     let b = bar.clone();
@@ -278,8 +313,14 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         .build()
         .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
     let started = Instant::now();
+    let archive = Arc::new(a);
+    let target = if args.create {
+        runtime.block_on(restore::create_database(&target, &archive))?
+    } else {
+        target
+    };
     let summary = runtime
-        .block_on(restore::restore(Arc::new(a), &target, &opts, report))
+        .block_on(restore::restore(archive, &target, &opts, report))
         .map_err(|e| {
             bar.abandon();
             CliError::from(e)

@@ -1,0 +1,206 @@
+//! Native restore against a real server: sections, --create, -l, a missing role, an
+//! existing object, and a damaged frame.
+
+mod common;
+
+use std::path::Path;
+
+use coffer_testkit::PgServer;
+use common::{coffer, s, text};
+
+fn conn(pg: &PgServer, db: &str) -> Vec<String> {
+    vec![
+        "-h".into(),
+        pg.host().into(),
+        "-p".into(),
+        pg.port().to_string(),
+        "-U".into(),
+        pg.user().into(),
+        "-d".into(),
+        db.into(),
+    ]
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    coffer(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn restore(pg: &PgServer, archive: &Path, db: &str, extra: &[&str]) -> std::process::Output {
+    let mut a: Vec<String> = vec![
+        "restore".into(),
+        "pg".into(),
+        s(archive).into(),
+        "-j".into(),
+        "2".into(),
+    ];
+    a.extend(extra.iter().map(|x| x.to_string()));
+    a.extend(conn(pg, db));
+    run(&a)
+}
+
+/// What the oracle compares: rows of both tables, and the schema's indexes and owners.
+fn state(pg: &PgServer, db: &str) -> String {
+    pg.psql(
+        db,
+        "SELECT string_agg(format('%s', p), ';' ORDER BY p.id) FROM app.parent p;
+         SELECT string_agg(format('%s', c), ';' ORDER BY c.id) FROM app.child c;
+         SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'app';
+         SELECT string_agg(tablename || ':' || tableowner, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'app';",
+    )
+    .unwrap()
+}
+
+fn server_with_source() -> PgServer {
+    let pg = PgServer::start().unwrap();
+    pg.psql("postgres", "CREATE ROLE app_owner; CREATE DATABASE src;")
+        .unwrap();
+    pg.psql(
+        "src",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.parent (id int PRIMARY KEY, name text UNIQUE);
+         CREATE TABLE app.child (id int PRIMARY KEY, parent int REFERENCES app.parent, note text);
+         CREATE INDEX child_note ON app.child (note);
+         INSERT INTO app.parent SELECT g, 'p' || g FROM generate_series(1, 500) g;
+         INSERT INTO app.child SELECT g, 1 + g % 500, repeat('n', g % 50) FROM generate_series(1, 20000) g;
+         ALTER TABLE app.child OWNER TO app_owner;",
+    )
+    .unwrap();
+    pg
+}
+
+fn dump(pg: &PgServer, dir: &Path) -> std::path::PathBuf {
+    let archive = dir.join("src.coffer");
+    let mut a: Vec<String> = vec!["dump".into(), "pg".into(), "-f".into(), s(&archive).into()];
+    a.extend(conn(pg, "src"));
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    archive
+}
+
+#[test]
+fn sections_create_and_list() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let expected = state(&pg, "src");
+
+    let o = coffer(&["restore", "pg", s(&archive), "-l"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.contains("TABLE DATA app child")
+            && listing.contains("FK CONSTRAINT app child child_parent_fkey"),
+        "{listing}"
+    );
+
+    // schema first: tables and indexes, no rows; then the data alone
+    pg.create_database("staged").unwrap();
+    let o = restore(&pg, &archive, "staged", &["--schema-only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        pg.psql("staged", "SELECT count(*) FROM app.child").unwrap(),
+        "0"
+    );
+    assert!(
+        pg.psql(
+            "staged",
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'app'"
+        )
+        .unwrap()
+        .contains("child_note")
+    );
+    let o = restore(&pg, &archive, "staged", &["--data-only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(state(&pg, "staged"), expected);
+
+    // --create makes the archive's database, connecting through another one
+    pg.psql("postgres", "DROP DATABASE src").unwrap();
+    let o = restore(&pg, &archive, "postgres", &["--create"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(state(&pg, "src"), expected);
+}
+
+#[test]
+fn a_missing_role_suggests_no_owner_and_an_existing_object_is_named() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let expected = state(&pg, "src");
+    pg.psql(
+        "src",
+        "REASSIGN OWNED BY app_owner TO postgres; DROP OWNED BY app_owner;",
+    )
+    .unwrap();
+    pg.psql(
+        "postgres",
+        "DROP ROLE app_owner; CREATE DATABASE a; CREATE DATABASE b;",
+    )
+    .unwrap();
+
+    let o = restore(&pg, &archive, "a", &[]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        text(&o).contains("app_owner") && text(&o).contains("--no-owner"),
+        "{}",
+        text(&o)
+    );
+    let o = restore(&pg, &archive, "b", &["--no-owner"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        state(&pg, "b"),
+        expected.replace("child:app_owner", "child:postgres")
+    );
+
+    // restoring again over what is there names the first object in the way
+    let o = restore(&pg, &archive, "b", &["--no-owner"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        text(&o).contains("SCHEMA app") && text(&o).contains("already exists"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_damaged_frame_names_the_table_and_frame() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    // flip a byte in the payload of the child table's first data frame
+    let o = coffer(&["list", "--json", s(&archive)]);
+    let listing: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let child = listing["manifest"]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["descriptor"]["name"] == "app.child")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let a = coffer_format::MappedArchive::open(&archive, None).unwrap();
+    let stream = a
+        .streams()
+        .iter()
+        .find(|st| u64::from(st.id) == child)
+        .unwrap()
+        .clone();
+    let frame = a.data_entries(&stream)[0];
+    drop(a);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes[(frame.file_offset + 200) as usize] ^= 0x10;
+    let damaged = dir.path().join("damaged.coffer");
+    std::fs::write(&damaged, &bytes).unwrap();
+
+    pg.psql("postgres", "CREATE DATABASE d").unwrap();
+    let o = restore(&pg, &damaged, "d", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let msg = text(&o);
+    assert!(
+        msg.contains("app.child")
+            && msg.contains(&format!("seq {}", frame.seq))
+            && msg.contains("BLAKE3"),
+        "{msg}"
+    );
+    let o = coffer(&["verify", s(&damaged)]);
+    assert_eq!(o.status.code(), Some(1));
+}
