@@ -74,6 +74,12 @@ enum Command {
     /// Restore an archive (or render it as SQL).
     #[command(subcommand, after_help = exit::HELP)]
     Restore(RestoreCommand),
+    /// Restore an archive into a throwaway database, check every table's rows and the
+    /// object counts against what the archive holds, report, and drop the database.
+    ///
+    /// Exit 0 when everything matches, 1 on any mismatch or failed restore.
+    #[command(after_help = exit::HELP, disable_help_flag = true)]
+    RestoreTest(cmd::restore_test::RestoreTestArgs),
     /// Try coffer on generated data: write, list, verify, encrypt, damage, salvage, and
     /// print a report.
     Demo {
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
             force,
         } => cmd::salvage::run(&file, &output, key, level, force),
         Command::Demo { dir } => cmd::demo::run(dir),
+        Command::RestoreTest(args) => cmd::restore_test::run(args, key),
         Command::Dump(DumpCommand::Pg(args)) => cmd::pg::dump(args, key),
         Command::Restore(RestoreCommand::Pg(args)) => cmd::pg::restore(args, key),
     });

@@ -204,3 +204,81 @@ fn a_damaged_frame_names_the_table_and_frame() {
     let o = coffer(&["verify", s(&damaged)]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+fn restore_test(pg: &PgServer, archive: &Path, extra: &[&str]) -> std::process::Output {
+    let mut a: Vec<String> = vec!["restore-test".into(), s(archive).into()];
+    a.extend(extra.iter().map(|x| x.to_string()));
+    a.extend([
+        "-h".into(),
+        pg.host().into(),
+        "-p".into(),
+        pg.port().to_string(),
+        "-U".into(),
+        pg.user().into(),
+    ]);
+    run(&a)
+}
+
+#[test]
+fn restore_test_passes_a_good_archive_and_names_the_table_of_a_corrupted_frame() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let exists = |db: &str| {
+        pg.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        )
+        .unwrap()
+            == "1"
+    };
+
+    let o = restore_test(&pg, &archive, &["--test-db", "rt_good", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["report"]["tables"].as_array().unwrap().len(), 2);
+    assert!(
+        report["report"]["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "indexes" && o["found"] == 4),
+        "{report}"
+    );
+    assert!(!exists("rt_good"), "the test database is dropped");
+
+    let o = restore_test(&pg, &archive, &["--test-db", "rt_kept", "--keep"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(exists("rt_kept"));
+    let o = restore_test(&pg, &archive, &["--test-db", "rt_kept"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an existing database is never reused: {}",
+        text(&o)
+    );
+
+    // one corrupted frame of app.child
+    let a = coffer_format::MappedArchive::open(&archive, None).unwrap();
+    let stream = a
+        .streams()
+        .iter()
+        .find(|st| st.descriptor.name == "app.child")
+        .unwrap()
+        .clone();
+    let frame = a.data_entries(&stream)[0];
+    drop(a);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes[(frame.file_offset + 300) as usize] ^= 0x01;
+    let damaged = dir.path().join("damaged.coffer");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let o = restore_test(&pg, &damaged, &["--test-db", "rt_bad"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("FAILED") && text(&o).contains("app.child"),
+        "{}",
+        text(&o)
+    );
+    assert!(!exists("rt_bad"));
+}

@@ -3,6 +3,7 @@
 //! plain SQL script.
 
 pub mod catalog;
+pub mod check;
 pub mod conn;
 pub mod copy_out;
 pub mod dump;

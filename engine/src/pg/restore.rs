@@ -167,11 +167,12 @@ pub async fn restore(
     Ok(summary)
 }
 
-/// `--create`: creates the archive's database (from template0, as pg_restore does)
-/// through the connection `maintenance` names, and returns the target for it.
-pub async fn create_database(maintenance: &Target, archive: &MappedArchive) -> Result<Target> {
+/// `--create`: creates a database named `name` (by default the archive's database), from
+/// template0 with the archive's encoding as pg_restore does, through the connection
+/// `maintenance` names; returns the target for it.
+pub async fn create_database(maintenance: &Target, archive: &MappedArchive, name: Option<&str>) -> Result<Target> {
     let pg = PgArchive::read(archive)?;
-    let name = pg.toc.source.database.clone();
+    let name = name.map_or_else(|| pg.toc.source.database.clone(), str::to_string);
     let client = connect(maintenance).await?;
     let quoted: String = client
         .query_one("SELECT quote_ident($1::text)", &[&name])

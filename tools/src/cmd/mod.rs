@@ -3,5 +3,6 @@
 pub mod demo;
 pub mod list;
 pub mod pg;
+pub mod restore_test;
 pub mod salvage;
 pub mod verify;

@@ -34,7 +34,7 @@ pub struct ConnArgs {
 }
 
 impl ConnArgs {
-    fn options(&self) -> ConnectOptions {
+    pub fn options(&self) -> ConnectOptions {
         ConnectOptions {
             dbname: self.dbname.clone(),
             host: self.host.clone(),
@@ -196,7 +196,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
 }
 
 /// A progress bar on a terminal; hidden otherwise (and with --json).
-fn progress_bar(json: bool) -> indicatif::ProgressBar {
+pub fn progress_bar(json: bool) -> indicatif::ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
@@ -315,7 +315,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
     let started = Instant::now();
     let archive = Arc::new(a);
     let target = if args.create {
-        runtime.block_on(restore::create_database(&target, &archive))?
+        runtime.block_on(restore::create_database(&target, &archive, None))?
     } else {
         target
     };
