@@ -43,12 +43,36 @@ pub struct CheckReport {
 /// Object kinds whose count can be read back from the catalogs, with the TOC kinds that
 /// create them and the query that counts them in user schemas.
 const COUNTED: &[(&str, &[&str], &str)] = &[
-    ("tables", &["TABLE"], "SELECT count(*) FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema')"),
-    ("views", &["VIEW"], "SELECT count(*) FROM pg_class c WHERE c.relkind = 'v' AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema')"),
-    ("materialized views", &["MATERIALIZED VIEW"], "SELECT count(*) FROM pg_class c WHERE c.relkind = 'm'"),
-    ("sequences", &["SEQUENCE"], "SELECT count(*) FROM pg_class c WHERE c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"),
-    ("indexes", &["INDEX", "CONSTRAINT"], "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = i.indrelid AND d.deptype = 'e')"),
-    ("triggers", &["TRIGGER"], "SELECT count(*) FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgparentid = 0"),
+    (
+        "tables",
+        &["TABLE"],
+        "SELECT count(*) FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema')",
+    ),
+    (
+        "views",
+        &["VIEW"],
+        "SELECT count(*) FROM pg_class c WHERE c.relkind = 'v' AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema')",
+    ),
+    (
+        "materialized views",
+        &["MATERIALIZED VIEW"],
+        "SELECT count(*) FROM pg_class c WHERE c.relkind = 'm'",
+    ),
+    (
+        "sequences",
+        &["SEQUENCE"],
+        "SELECT count(*) FROM pg_class c WHERE c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')",
+    ),
+    (
+        "indexes",
+        &["INDEX", "CONSTRAINT"],
+        "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = i.indrelid AND d.deptype = 'e')",
+    ),
+    (
+        "triggers",
+        &["TRIGGER"],
+        "SELECT count(*) FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgparentid = 0",
+    ),
 ];
 
 /// Compares the database `client` is connected to with the archive's manifest and TOC.
@@ -57,12 +81,21 @@ pub async fn check(client: &Client, pg: &PgArchive) -> Result<CheckReport> {
         .batch_execute("SELECT pg_catalog.set_config('search_path', '', false); SET extra_float_digits TO 3; SET DATESTYLE = ISO; SET INTERVALSTYLE = POSTGRES;")
         .await
         .map_err(|e| sql_error(e, "setting up the check session"))?;
-    let by_id: BTreeMap<u32, &super::toc::TocEntry> = pg.toc.entries.iter().map(|e| (e.id, e)).collect();
+    let by_id: BTreeMap<u32, &super::toc::TocEntry> =
+        pg.toc.entries.iter().map(|e| (e.id, e)).collect();
     let mut tables = Vec::new();
     for t in &pg.manifest.tables {
-        let Some(data) = by_id.get(&t.toc_id).and_then(|e| e.data.as_ref()) else { continue };
+        let Some(data) = by_id.get(&t.toc_id).and_then(|e| e.data.as_ref()) else {
+            continue;
+        };
         // the same COPY text the dump hashed, so the same checksum if the rows are equal
-        let sum = copy_out(client, &data.copy_sql("TO STDOUT"), 4 << 20, async |_: Vec<u8>| Ok(())).await?;
+        let sum = copy_out(
+            client,
+            &data.copy_sql("TO STDOUT"),
+            4 << 20,
+            async |_: Vec<u8>| Ok(()),
+        )
+        .await?;
         let ok = sum.rows == t.rows && sum.hex() == t.checksum;
         tables.push(TableCheck {
             table: t.qualified.clone(),
@@ -75,11 +108,29 @@ pub async fn check(client: &Client, pg: &PgArchive) -> Result<CheckReport> {
     }
     let mut objects = Vec::new();
     for (label, kinds, sql) in COUNTED {
-        let expected = pg.toc.entries.iter().filter(|e| kinds.contains(&e.kind.as_str())).count() as u64;
-        let found: i64 = client.query_one(*sql, &[]).await.map_err(|e| sql_error(e, "counting restored objects"))?.get(0);
+        let expected = pg
+            .toc
+            .entries
+            .iter()
+            .filter(|e| kinds.contains(&e.kind.as_str()))
+            .count() as u64;
+        let found: i64 = client
+            .query_one(*sql, &[])
+            .await
+            .map_err(|e| sql_error(e, "counting restored objects"))?
+            .get(0);
         let found = found.max(0) as u64;
-        objects.push(ObjectCheck { kind: (*label).to_string(), expected, found, ok: expected == found });
+        objects.push(ObjectCheck {
+            kind: (*label).to_string(),
+            expected,
+            found,
+            ok: expected == found,
+        });
     }
     let ok = tables.iter().all(|t| t.ok) && objects.iter().all(|o| o.ok);
-    Ok(CheckReport { tables, objects, ok })
+    Ok(CheckReport {
+        tables,
+        objects,
+        ok,
+    })
 }

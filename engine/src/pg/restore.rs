@@ -170,7 +170,11 @@ pub async fn restore(
 /// `--create`: creates a database named `name` (by default the archive's database), from
 /// template0 with the archive's encoding as pg_restore does, through the connection
 /// `maintenance` names; returns the target for it.
-pub async fn create_database(maintenance: &Target, archive: &MappedArchive, name: Option<&str>) -> Result<Target> {
+pub async fn create_database(
+    maintenance: &Target,
+    archive: &MappedArchive,
+    name: Option<&str>,
+) -> Result<Target> {
     let pg = PgArchive::read(archive)?;
     let name = name.map_or_else(|| pg.toc.source.database.clone(), str::to_string);
     let client = connect(maintenance).await?;

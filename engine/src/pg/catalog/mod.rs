@@ -61,7 +61,6 @@ pub mod class {
 #[derive(Clone, Debug)]
 pub struct Relation {
     pub oid: u32,
-    pub relkind: char,
     /// Unquoted schema and name, for listings.
     pub schema: String,
     pub name: String,
@@ -73,7 +72,6 @@ pub struct Relation {
     pub pages: u64,
     /// Columns to COPY (quoted), in attribute order, generated columns excluded.
     pub copy_columns: Vec<String>,
-    pub owner: String,
 }
 
 /// What the catalogs hold for this dump.
@@ -86,7 +84,6 @@ pub struct Catalog {
     pub lock_list: Vec<String>,
     /// Large objects whose content is dumped.
     pub large_objects: Vec<u32>,
-    pub warnings: Vec<String>,
 }
 
 /// Shared state while reading: the client, what is selected, pg_depend.
@@ -188,7 +185,6 @@ pub async fn read(
         data_tables,
         lock_list,
         large_objects,
-        warnings: Vec::new(),
     })
 }
 

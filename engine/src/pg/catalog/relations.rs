@@ -216,14 +216,12 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     cx.objects.push(o);
                     data_tables.push(Relation {
                         oid,
-                        relkind,
                         schema: schema.clone(),
                         name: name.clone(),
                         qualified: q.clone(),
                         bytes,
                         pages,
                         copy_columns,
-                        owner,
                     });
                 }
             }
