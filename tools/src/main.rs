@@ -74,6 +74,9 @@ enum Command {
     /// Restore an archive (or render it as SQL).
     #[command(subcommand, after_help = exit::HELP)]
     Restore(RestoreCommand),
+    /// Export an archive's data in an open format.
+    #[command(subcommand, after_help = exit::HELP)]
+    Export(ExportCommand),
     /// Restore an archive into a throwaway database, check every table's rows and the
     /// object counts against what the archive holds, report, and drop the database.
     ///
@@ -97,6 +100,12 @@ enum DumpCommand {
     /// With --key-file, --passphrase-file or COFFER_PASSPHRASE the archive is encrypted.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
     Pg(cmd::pg::DumpArgs),
+    /// Dump a Redis server: joins it as a replica and archives its RDB snapshot, each key
+    /// with its raw value bytes, per database.
+    ///
+    /// With --key-file, --passphrase-file or COFFER_PASSPHRASE the archive is encrypted.
+    #[command(after_help = exit::HELP)]
+    Redis(cmd::redis::DumpArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +115,20 @@ enum RestoreCommand {
     /// it is loaded. With -f, write a plain SQL script instead, as `pg_restore -f` does.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
     Pg(cmd::pg::RestoreArgs),
+    /// Restore a Redis archive into a server (--url: pipelined RESTORE, or type commands
+    /// when the target is older than the source), or write a dump.rdb (--rdb).
+    ///
+    /// Exit 1 when some keys were not restored (they existed, or the server refused them);
+    /// each is named on standard error (the first few).
+    #[command(after_help = exit::HELP)]
+    Redis(cmd::redis::RestoreArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCommand {
+    /// Export a Redis archive's keys as JSON Lines, one object per key.
+    #[command(after_help = exit::HELP)]
+    Redis(cmd::redis::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +146,9 @@ fn main() -> ExitCode {
         Command::RestoreTest(args) => cmd::restore_test::run(args, key),
         Command::Dump(DumpCommand::Pg(args)) => cmd::pg::dump(args, key),
         Command::Restore(RestoreCommand::Pg(args)) => cmd::pg::restore(args, key),
+        Command::Dump(DumpCommand::Redis(args)) => cmd::redis::dump(args, key),
+        Command::Restore(RestoreCommand::Redis(args)) => cmd::redis::restore(args, key),
+        Command::Export(ExportCommand::Redis(args)) => cmd::redis::export(args, key),
     });
     match result {
         Ok(code) => exit::code(code),

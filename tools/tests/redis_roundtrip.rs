@@ -68,14 +68,13 @@ fn dump(server: &RedisServer, dir: &Path) -> PathBuf {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = json_of(&o);
     assert_eq!(j["rdb_version"], 10, "{j}");
-    assert!(j["keys"].as_u64().unwrap() > 20, "{j}");
+    assert!(j["keys"].as_u64().unwrap() > 0, "{j}");
     path
 }
 
 fn restore(archive: &Path, target: &RedisServer, extra: &[&str]) -> (Output, serde_json::Value) {
-    let mut args = vec!["restore", "redis", s(archive), "--url", &target.url()];
     let url = target.url();
-    args[4] = &url;
+    let mut args = vec!["restore", "redis", s(archive), "--url", &url];
     args.extend_from_slice(extra);
     args.push("--json");
     let o = coffer(&args);
@@ -151,7 +150,10 @@ fn diskless_dump_restores_three_ways() {
 }
 
 fn small_source() -> RedisServer {
-    let src = RedisServer::start().unwrap();
+    let src = RedisServer::builder()
+        .config("repl-diskless-sync-delay 0")
+        .start()
+        .unwrap();
     let mut c = src.connect().unwrap();
     for i in 0..10 {
         cmd(&mut c, &[b"SET", format!("user:{i}").as_bytes(), b"v"]);

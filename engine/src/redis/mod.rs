@@ -9,20 +9,31 @@
 //! * [`replica`]: joining a master as a replica and receiving its RDB off the wire.
 //! * [`dump`]: the dump pipeline from a live server into an archive, and the record layout
 //!   of the archive's Redis streams ([`record`]).
+//! * [`archive`]: reading such an archive back key by key; [`restore`]: into a live server
+//!   (pipelined `RESTORE`, or type commands); [`rdbfile`]: as a `dump.rdb`; [`export`]: as
+//!   JSON Lines. [`conn`]: the blocking client connection restores use.
+//! * [`fuzzing`]: entry points for the fuzz targets.
 
+pub mod archive;
+pub mod conn;
 pub mod crc64;
 pub mod dump;
+pub mod export;
+pub mod fuzzing;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
 pub mod rdb;
+pub mod rdbfile;
 pub mod record;
 pub mod replica;
+pub mod restore;
 pub mod ziplist;
 pub mod zipmap;
 
 pub use dump::{DbSummary, Progress, RedisDumpOptions, RedisDumpSummary, dump};
 pub use replica::ReplicaOptions;
+pub use restore::{RedisRestoreOptions, RedisRestoreSummary, RestoreProgress, restore};
 
 use crate::error::{Error, ErrorKind};
 

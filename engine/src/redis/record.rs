@@ -325,6 +325,22 @@ impl KeyAssembler {
 
     /// Adds the records of the next frame of a `redis.db` stream.
     pub fn push_frame(&mut self, frame: &[u8]) -> Result<()> {
+        let mut done = std::mem::take(&mut self.done);
+        let r = self.push_frame_each(frame, &mut |k| {
+            done.push(k);
+            Ok(())
+        });
+        self.done = done;
+        r
+    }
+
+    /// Adds the records of the next frame, handing each key to `f` as soon as its value
+    /// is complete (nothing is kept: memory is one frame plus one key's value).
+    pub fn push_frame_each(
+        &mut self,
+        frame: &[u8],
+        f: &mut dyn FnMut(ArchivedKey) -> Result<()>,
+    ) -> Result<()> {
         for rec in parse_frame(frame)? {
             match rec {
                 Record::Key {
@@ -348,7 +364,7 @@ impl KeyAssembler {
                     if more {
                         self.current = Some(k);
                     } else {
-                        self.done.push(k);
+                        f(k)?;
                     }
                 }
                 Record::Value { piece, more } => {
@@ -357,13 +373,20 @@ impl KeyAssembler {
                     };
                     k.value.extend_from_slice(piece);
                     if !more {
-                        self.done.extend(self.current.take());
+                        if let Some(k) = self.current.take() {
+                            f(k)?;
+                        }
                     }
                 }
                 _ => return Err(broken("a non-key record in a database stream")),
             }
         }
         Ok(())
+    }
+
+    /// Whether a key is still waiting for VALUE records.
+    pub fn in_key(&self) -> bool {
+        self.current.is_some()
     }
 
     /// The keys, failing if one is unfinished.

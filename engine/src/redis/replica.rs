@@ -484,7 +484,7 @@ impl Replica {
     }
 }
 
-fn parse_preamble(line: &[u8]) -> Result<Payload> {
+pub(crate) fn parse_preamble(line: &[u8]) -> Result<Payload> {
     if let Some(mark) = line.strip_prefix(b"$EOF:") {
         let mark: [u8; 40] = mark.try_into().map_err(|_| {
             Error::new(

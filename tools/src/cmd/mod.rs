@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod list;
 pub mod pg;
+pub mod redis;
 pub mod restore_test;
 pub mod salvage;
 pub mod verify;

@@ -1,0 +1,254 @@
+//! The competitors: coffer and what users would run instead, each as a measured child process.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use coffer_testkit::PgServer;
+
+use super::dataset::Dataset;
+use super::measure::{self, RunError, Usage};
+
+/// One way of getting the data out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tool {
+    /// `coffer dump pg -j JOBS [-Z LEVEL] -f out.coffer`.
+    Coffer { jobs: usize, level: Option<i32> },
+    /// `pg_dump -Fc -f out.dump` (default compression: gzip level 6).
+    PgDumpCustom,
+    /// `pg_dump -Fd -j JOBS -f out.dir` (gzip level 6 per table file).
+    PgDumpDir { jobs: usize },
+    /// `psql -c "COPY t TO STDOUT" > /dev/null` over every user table, JOBS at a time,
+    /// largest first: what reading the data costs with no compression, no file and no
+    /// schema — the floor any dump tool stands on.
+    CopyFloor { jobs: usize },
+}
+
+/// Names accepted by `--tools`.
+pub const TOOL_NAMES: &str = "coffer, coffer-z1, coffer-j1, pg_dump-fc, pg_dump-fd, copy";
+
+impl Tool {
+    /// The tool for a `--tools` name, given the `--jobs` figure.
+    pub fn parse(name: &str, jobs: usize) -> Option<Tool> {
+        Some(match name {
+            "coffer" => Tool::Coffer { jobs, level: None },
+            "coffer-z1" => Tool::Coffer {
+                jobs,
+                level: Some(1),
+            },
+            "coffer-j1" => Tool::Coffer {
+                jobs: 1,
+                level: None,
+            },
+            "pg_dump-fc" => Tool::PgDumpCustom,
+            "pg_dump-fd" => Tool::PgDumpDir { jobs },
+            "copy" => Tool::CopyFloor { jobs },
+            _ => return None,
+        })
+    }
+
+    /// The row label.
+    pub fn label(&self) -> String {
+        match self {
+            Tool::Coffer { jobs, level: None } => format!("coffer -j{jobs}"),
+            Tool::Coffer {
+                jobs,
+                level: Some(l),
+            } => format!("coffer -j{jobs} -Z{l}"),
+            Tool::PgDumpCustom => "pg_dump -Fc".into(),
+            Tool::PgDumpDir { jobs } => format!("pg_dump -Fd -j{jobs}"),
+            Tool::CopyFloor { jobs } => format!("COPY floor -j{jobs}"),
+        }
+    }
+
+    /// A file-name-safe key.
+    fn key(&self) -> String {
+        self.label()
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+/// Everything a run needs.
+pub struct Ctx<'a> {
+    pub pg: &'a PgServer,
+    pub dataset: &'a Dataset,
+    pub coffer: &'a Path,
+    /// Where outputs and logs go.
+    pub dir: &'a Path,
+    /// Tables per psql invocation for the COPY floor's small tables.
+    pub copy_batch: usize,
+    /// Extra arguments for every `coffer dump pg` (`--coffer-args`).
+    pub coffer_args: &'a [String],
+}
+
+/// One measured run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub usage: Usage,
+    /// CPU seconds of the server's backends for this run, if measurable.
+    pub server_cpu: Option<f64>,
+    /// Bytes written (file, or the directory's files); `None` for the COPY floor.
+    pub output_bytes: Option<u64>,
+    /// coffer's `raw_bytes` (COPY text bytes it read), from its `--json` summary.
+    pub raw_bytes: Option<u64>,
+}
+
+/// Tables below this size are copied several to one psql invocation in the COPY floor.
+const SMALL_TABLE: u64 = 1 << 20;
+
+fn dir_size(p: &Path) -> u64 {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(p)
+            .map(|it| it.flatten().map(|e| dir_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+fn remove(p: &Path) {
+    if p.is_dir() {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn log_file(path: &Path) -> Result<File, RunError> {
+    File::create(path).map_err(|e| RunError(format!("{}: {e}", path.display())))
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+impl Ctx<'_> {
+    /// The output path of `tool` (removed before each of its runs).
+    pub fn output(&self, tool: &Tool) -> PathBuf {
+        let ext = match tool {
+            Tool::Coffer { .. } => "coffer",
+            Tool::PgDumpCustom => "dump",
+            Tool::PgDumpDir { .. } => "dir",
+            Tool::CopyFloor { .. } => "none",
+        };
+        self.dir.join(format!("{}.{ext}", tool.key()))
+    }
+
+    fn coffer_cmd(&self, jobs: usize, level: Option<i32>, out: &Path) -> Command {
+        let mut cmd = Command::new(self.coffer);
+        for (name, _) in std::env::vars_os() {
+            if name.as_encoded_bytes().starts_with(b"PG") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.args(["dump", "pg", "-h", self.pg.host(), "-p"])
+            .arg(self.pg.port().to_string())
+            .args(["-U", self.pg.user(), "-d", &self.dataset.db, "-j"])
+            .arg(jobs.to_string());
+        if let Some(l) = level {
+            cmd.arg("-Z").arg(l.to_string());
+        }
+        cmd.args(self.coffer_args);
+        cmd.arg("--json").arg("-f").arg(out);
+        cmd
+    }
+
+    /// The COPY floor's psql commands: one per table of 1 MiB or more, largest first, then
+    /// the small tables `copy_batch` to a psql (several `-c`), so that connection start-up,
+    /// which a dump tool pays once per worker, does not swamp the floor.
+    fn copy_cmds(&self) -> Vec<Command> {
+        let psql = |tables: &[super::dataset::Table]| {
+            let mut cmd = self.pg.client("psql");
+            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.dataset.db]);
+            for t in tables {
+                cmd.arg("-c").arg(format!("COPY {} TO STDOUT", t.qualified));
+            }
+            cmd.stdout(Stdio::null());
+            cmd
+        };
+        let (big, small): (Vec<_>, Vec<_>) = self
+            .dataset
+            .tables
+            .iter()
+            .cloned()
+            .partition(|t| t.bytes >= SMALL_TABLE);
+        let mut cmds: Vec<Command> = big.chunks(1).map(psql).collect();
+        cmds.extend(small.chunks(self.copy_batch.max(1)).map(psql));
+        cmds
+    }
+
+    /// Runs `tool` once, measured. `round` only names the log file.
+    pub fn run(&self, tool: &Tool, round: usize) -> Result<RunResult, RunError> {
+        let out = self.output(tool);
+        remove(&out);
+        let log_path = self.dir.join(format!("{}.{round}.log", tool.key()));
+        let log = log_file(&log_path)?;
+        let meter = measure::ServerCpu::new(self.pg.pid());
+        let baseline = meter.as_ref().map(|m| m.children()).unwrap_or_default();
+        let cpu0 = meter.as_ref().and_then(|m| m.cpu_secs());
+        let result = match tool {
+            Tool::Coffer { jobs, level } => {
+                let mut cmd = self.coffer_cmd(*jobs, *level, &out);
+                cmd.stdout(Stdio::null());
+                measure::run(&mut cmd, &log)
+            }
+            Tool::PgDumpCustom => {
+                let mut cmd = self.pg.client("pg_dump");
+                cmd.args(["-d", &self.dataset.db, "-Fc", "-f"])
+                    .arg(&out)
+                    .stdout(Stdio::null());
+                measure::run(&mut cmd, &log)
+            }
+            Tool::PgDumpDir { jobs } => {
+                let mut cmd = self.pg.client("pg_dump");
+                cmd.args(["-d", &self.dataset.db, "-Fd", "-j"])
+                    .arg(jobs.to_string())
+                    .arg("-f")
+                    .arg(&out)
+                    .stdout(Stdio::null());
+                measure::run(&mut cmd, &log)
+            }
+            Tool::CopyFloor { jobs } => measure::run_parallel(self.copy_cmds(), *jobs, &log),
+        };
+        let usage = result.map_err(|e| RunError(format!("{e}\n{}", tail(&log_path))))?;
+        let server_cpu = meter.as_ref().and_then(|m| {
+            m.settle(&baseline);
+            Some(m.cpu_secs()? - cpu0?)
+        });
+        let output_bytes = match tool {
+            Tool::CopyFloor { .. } => None,
+            _ => Some(dir_size(&out)),
+        };
+        let raw_bytes = match tool {
+            Tool::Coffer { .. } => coffer_raw_bytes(&log_path),
+            _ => None,
+        };
+        Ok(RunResult {
+            usage,
+            server_cpu,
+            output_bytes,
+            raw_bytes,
+        })
+    }
+}
+
+/// `raw_bytes` from the JSON summary `coffer dump pg --json` prints on stderr.
+fn coffer_raw_bytes(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text[text.find('{')?..]).ok()?;
+    doc.get("raw_bytes")?.as_u64()
+}

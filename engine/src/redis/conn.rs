@@ -1,0 +1,268 @@
+//! A plain, blocking RESP2 client connection for restores: connect, authenticate, send
+//! commands (one at a time or pipelined by the caller) and read replies.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+
+use bytes::BytesMut;
+use redis_protocol::resp2::types::OwnedFrame;
+
+use super::replica::ReplicaOptions;
+use crate::{Error, ErrorKind, Result};
+
+/// Appends `args` as a RESP array of bulk strings; each argument is the concatenation of
+/// its parts.
+pub fn encode_parts(out: &mut Vec<u8>, args: &[&[&[u8]]]) {
+    out.push(b'*');
+    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        let len: usize = a.iter().map(|p| p.len()).sum();
+        out.push(b'$');
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for p in *a {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends `args` as a RESP array of bulk strings.
+pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let parts: Vec<[&[u8]; 1]> = args.iter().map(|a| [*a]).collect();
+    let refs: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
+    encode_parts(out, &refs);
+}
+
+/// Size of `args` as RESP.
+pub fn encoded_len(args: &[&[&[u8]]]) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    let mut n = 3 + digits(args.len());
+    for a in args {
+        let len: usize = a.iter().map(|p| p.len()).sum();
+        n += 5 + digits(len) + len;
+    }
+    n
+}
+
+/// A server error reply's first word: `ERR`, `NOAUTH`, `BUSYKEY`…
+pub fn error_code(msg: &str) -> &str {
+    msg.split_whitespace().next().unwrap_or("")
+}
+
+/// A blocking connection to a Redis server.
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    addr: String,
+}
+
+impl Conn {
+    /// Connects and authenticates (`AUTH [user] password` when a password is given).
+    pub fn connect(opts: &ReplicaOptions) -> Result<Conn> {
+        let addr = format!("{}:{}", opts.host, opts.port);
+        let fail = |e: std::io::Error| {
+            Error::new(ErrorKind::Connect, format!("connecting to redis at {addr}")).with_source(e)
+        };
+        let mut last = None;
+        let mut stream = None;
+        for a in (opts.host.as_str(), opts.port)
+            .to_socket_addrs()
+            .map_err(fail)?
+        {
+            match TcpStream::connect_timeout(&a, opts.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = match stream {
+            Some(s) => s,
+            None => {
+                return Err(fail(last.unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+                })));
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_read_timeout(Some(opts.read_timeout))
+            .map_err(fail)?;
+        let mut c = Conn {
+            stream,
+            buf: BytesMut::with_capacity(64 << 10),
+            addr: addr.clone(),
+        };
+        if let Some(password) = &opts.password {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(u) = &opts.username {
+                args.push(u.as_bytes());
+            }
+            args.push(password.as_bytes());
+            if let OwnedFrame::Error(e) = c.command(&args)? {
+                let who = opts
+                    .username
+                    .as_deref()
+                    .map_or(String::new(), |u| format!(" as user {u:?}"));
+                return Err(Error::new(
+                    ErrorKind::Auth,
+                    format!("redis at {addr} refused the credentials{who}: {e}"),
+                ));
+            }
+        }
+        match c.command(&[b"PING"])? {
+            OwnedFrame::Error(e) if error_code(&e) == "NOAUTH" => Err(Error::new(
+                ErrorKind::Auth,
+                format!("redis at {addr} requires a password: {e}"),
+            )),
+            OwnedFrame::Error(e) => Err(Error::new(
+                ErrorKind::Permission,
+                format!("redis at {addr} refused PING: {e}"),
+            )),
+            _ => Ok(c),
+        }
+    }
+
+    /// A second handle on the same socket (for a reader thread).
+    pub fn try_clone(&self) -> Result<Conn> {
+        Ok(Conn {
+            stream: self.stream.try_clone()?,
+            buf: BytesMut::new(),
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Closes the socket both ways (wakes a reader blocked on it).
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Writes raw bytes.
+    pub fn write_all(&mut self, b: &[u8]) -> Result<()> {
+        self.stream.write_all(b).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("writing to redis at {}", self.addr),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// Reads one reply.
+    pub fn read_reply(&mut self) -> Result<OwnedFrame> {
+        loop {
+            match redis_protocol::resp2::decode::decode(&self.buf) {
+                Ok(Some((frame, used))) => {
+                    let _ = self.buf.split_to(used);
+                    return Ok(frame);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("bad reply from redis at {}: {e:?}", self.addr),
+                    ));
+                }
+            }
+            let mut chunk = [0u8; 64 << 10];
+            let n = match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("redis at {} closed the connection", self.addr),
+                    ));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        "redis sent no reply in time"
+                    } else {
+                        "reading from redis"
+                    };
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("{what} (at {})", self.addr),
+                    )
+                    .with_source(e));
+                }
+            };
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends one command and reads its reply.
+    pub fn command(&mut self, args: &[&[u8]]) -> Result<OwnedFrame> {
+        let mut out = Vec::new();
+        encode(&mut out, args);
+        self.write_all(&out)?;
+        self.read_reply()
+    }
+
+    /// `INFO server`'s `redis_version`, when the user may run INFO.
+    pub fn server_version(&mut self) -> Result<Option<String>> {
+        Ok(match self.command(&[b"INFO", b"server"])? {
+            OwnedFrame::BulkString(b) => String::from_utf8_lossy(&b)
+                .lines()
+                .find_map(|l| l.strip_prefix("redis_version:"))
+                .map(|v| v.trim().to_string()),
+            _ => None,
+        })
+    }
+}
+
+/// The RDB version a Redis server version writes (and the newest it reads): 7.4–8.4 → 12,
+/// 7.2 → 11, 7.0 → 10, 5.0–6.2 → 9, 4.0 → 8, 3.2 → 7, older → 6.
+pub fn rdb_version_for(server_version: &str) -> Option<u32> {
+    let mut it = server_version.split('.');
+    let major: u32 = it.next()?.trim().parse().ok()?;
+    let minor: u32 = it.next().and_then(|m| m.trim().parse().ok()).unwrap_or(0);
+    Some(match (major, minor) {
+        (0..=2, _) | (3, 0..=1) => 6,
+        (3, _) => 7,
+        (4, _) => 8,
+        (5 | 6, _) => 9,
+        (7, 0..=1) => 10,
+        (7, 2..=3) => 11,
+        (7, _) | (8, 0..=5) => 12,
+        (8, 6..=7) => 13,
+        _ => 14,
+    })
+}
+
+/// (major, minor) of a server version string.
+pub fn major_minor(server_version: &str) -> Option<(u32, u32)> {
+    let mut it = server_version.split('.');
+    let major = it.next()?.trim().parse().ok()?;
+    let minor = it.next().and_then(|m| m.trim().parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_and_versions() {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"SET", b"k", b""]);
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+        let parts: [&[&[u8]]; 2] = [&[b"AB", b"C"], &[]];
+        let mut out = Vec::new();
+        encode_parts(&mut out, &parts);
+        assert_eq!(out, b"*2\r\n$3\r\nABC\r\n$0\r\n\r\n");
+        assert_eq!(encoded_len(&parts), out.len());
+        assert_eq!(rdb_version_for("7.0.15"), Some(10));
+        assert_eq!(rdb_version_for("6.2.14"), Some(9));
+        assert_eq!(rdb_version_for("7.2.4"), Some(11));
+        assert_eq!(rdb_version_for("7.4.0"), Some(12));
+        assert_eq!(rdb_version_for("8.0.1"), Some(12));
+        assert_eq!(rdb_version_for("x"), None);
+    }
+}
