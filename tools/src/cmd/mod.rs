@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod list;
+pub mod output;
 pub mod pg;
 pub mod redis;
 pub mod restore_test;

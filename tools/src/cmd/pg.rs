@@ -13,6 +13,7 @@ use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptio
 use coffer_engine::pg::toc::Section;
 use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
 
+use super::output::{archive_writer, progress_bar};
 use crate::error::CliError;
 use crate::{exit, human};
 
@@ -110,21 +111,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         in_flight_frames: 2 * opts.jobs + 2,
         ..WriterOptions::default()
     };
-    let writer = match &args.file {
-        Some(f) if f.as_os_str() != "-" => {
-            ArchiveWriter::create(f, wopts).map_err(CliError::writing)?
-        }
-        _ => {
-            if std::io::stdout().is_terminal() {
-                return Err(CliError::new(
-                    exit::USAGE,
-                    "refusing to write an archive to a terminal; use -f FILE or a pipe",
-                ));
-            }
-            ArchiveWriter::to_writer(Box::new(std::io::stdout()), wopts)
-                .map_err(CliError::writing)?
-        }
-    };
+    let writer = archive_writer(args.file.as_deref(), wopts)?;
     let writer = Arc::new(writer);
     let bar = progress_bar(args.json);
     let started = Instant::now();
@@ -193,22 +180,6 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         );
     }
     Ok(exit::OK)
-}
-
-/// A progress bar on a terminal; hidden otherwise (and with --json).
-pub fn progress_bar(json: bool) -> indicatif::ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 /// `coffer restore pg` options.

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
 use coffer_engine::redis::archive::DbMap;
@@ -11,8 +11,9 @@ use coffer_engine::redis::export::{self, ExportOptions};
 use coffer_engine::redis::rdbfile::{self, RdbWriteOptions};
 use coffer_engine::redis::replica::ReplicaOptions;
 use coffer_engine::redis::restore::{self, RedisRestoreOptions, RestoreProgress};
-use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
+use coffer_format::{KeySource, MappedArchive, WriterOptions};
 
+use super::output::{archive_writer, progress_bar};
 use crate::error::CliError;
 use crate::{exit, human};
 
@@ -45,22 +46,6 @@ pub struct DumpArgs {
     pub json: bool,
 }
 
-/// A progress bar on a terminal; hidden otherwise (and with --json).
-fn progress_bar(json: bool) -> indicatif::ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
     let opts = RedisDumpOptions {
         replica: parse_url(&args.url)?,
@@ -72,19 +57,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         ..WriterOptions::default()
     };
     let to_file = args.file.as_ref().is_some_and(|f| f.as_os_str() != "-");
-    let writer = match &args.file {
-        Some(f) if to_file => ArchiveWriter::create(f, wopts).map_err(CliError::writing)?,
-        _ => {
-            if std::io::stdout().is_terminal() {
-                return Err(CliError::new(
-                    exit::USAGE,
-                    "refusing to write an archive to a terminal; use -f FILE or a pipe",
-                ));
-            }
-            ArchiveWriter::to_writer(Box::new(std::io::stdout()), wopts)
-                .map_err(CliError::writing)?
-        }
-    };
+    let writer = archive_writer(args.file.as_deref(), wopts)?;
     let bar = progress_bar(args.json);
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
