@@ -83,8 +83,8 @@ enum Command {
     /// Exit 0 when everything matches, 1 on any mismatch or failed restore.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
     RestoreTest(cmd::restore_test::RestoreTestArgs),
-    /// Try coffer on generated data: write, list, verify, encrypt, damage, salvage, and
-    /// print a report.
+    /// Try coffer: write, list, verify, encrypt, damage and salvage generated archives, then
+    /// dump and restore throwaway PostgreSQL and Redis servers, and print a report.
     Demo {
         /// Keep the demo's files in DIR instead of a temporary directory.
         #[arg(long, value_name = "DIR")]
