@@ -1,6 +1,7 @@
 //! The `coffer` command-line tool.
 
 mod cmd;
+mod config;
 mod error;
 mod exit;
 mod human;
@@ -77,6 +78,16 @@ enum Command {
     /// Export an archive's data in an open format.
     #[command(subcommand, after_help = exit::HELP)]
     Export(ExportCommand),
+    /// Show the effective configuration (backup.conf, then the environment, then --set),
+    /// each value with where it came from; secrets are redacted.
+    #[command(after_help = exit::HELP)]
+    Config {
+        #[command(flatten)]
+        config: cmd::config::ConfigArgs,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore an archive into a throwaway database, check every table's rows and the
     /// object counts against what the archive holds, report, and drop the database.
     ///
@@ -143,6 +154,7 @@ fn main() -> ExitCode {
             force,
         } => cmd::salvage::run(&file, &output, key, level, force),
         Command::Demo { dir } => cmd::demo::run(dir),
+        Command::Config { config, json } => cmd::config::run(&config, json),
         Command::RestoreTest(args) => cmd::restore_test::run(args, key),
         Command::Dump(DumpCommand::Pg(args)) => cmd::pg::dump(args, key),
         Command::Restore(RestoreCommand::Pg(args)) => cmd::pg::restore(args, key),

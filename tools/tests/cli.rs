@@ -186,3 +186,48 @@ fn demo_runs_every_step_ok() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!text(&o).contains("FAILED"), "{}", text(&o));
 }
+
+#[test]
+fn config_shows_each_value_with_its_source_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backup.conf");
+    std::fs::write(
+        &conf,
+        "# the seed's file\nBACKUP_DIR=/var/backups/usdx-wexel\nRETENTION_DAYS=30\nPOSTGRES_PASSWORD=secure_password_here\nNOTIFICATION_URL=https://hooks.slack.com/services/SECRET\nSURPRISE=1\n",
+    )
+    .unwrap();
+    let o = common::coffer_command()
+        .args(["config", "--config", s(&conf), "--set", "RETENTION_DAYS=45"])
+        .env("DB_HOST", "db.example.com")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        !out.contains("secure_password_here") && !out.contains("SECRET"),
+        "secrets must not be shown: {out}"
+    );
+    assert!(out.contains("POSTGRES_PASSWORD=********"), "{out}");
+    assert!(
+        out.contains("BACKUP_DIR=/var/backups/usdx-wexel") && out.contains("backup.conf:2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RETENTION_DAYS=45") && out.contains("command line"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DB_HOST=db.example.com") && out.contains("environment DB_HOST"),
+        "{out}"
+    );
+    assert!(out.contains("unknown key SURPRISE"), "{out}");
+
+    std::fs::write(&conf, "RETENTION_DAYS=30\nREDIS_PORT=six\n").unwrap();
+    let o = coffer(&["config", "--config", s(&conf)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("backup.conf:2: REDIS_PORT: invalid value \"six\""),
+        "{}",
+        text(&o)
+    );
+}
