@@ -282,4 +282,31 @@ fn rich_fixture_round_trips_through_sql() {
         );
     }
     assert_eq!(data_of(&pg, "native"), a, "natively restored data differs");
+
+    // and once more over it: --clean --if-exists drops every object of the archive first
+    let mut args = vec![
+        "restore".to_string(),
+        "pg".into(),
+        archive.to_str().unwrap().into(),
+        "-j".into(),
+        "2".into(),
+        "--clean".into(),
+        "--if-exists".into(),
+    ];
+    args.extend(conn_args(&pg, "native"));
+    let o = coffer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "restore --clean --if-exists failed:\n{}",
+        text(&o)
+    );
+    let again = schema_of(&pg, "native");
+    if again != src_schema {
+        panic!(
+            "schema after --clean differs:\n{}",
+            diff(&src_schema, &again)
+        );
+    }
+    assert_eq!(data_of(&pg, "native"), a, "data after --clean differs");
 }

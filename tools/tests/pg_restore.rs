@@ -113,6 +113,26 @@ fn sections_create_and_list() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(state(&pg, "staged"), expected);
 
+    // --clean without --if-exists drops what the archive holds, and there is nothing yet
+    pg.create_database("empty").unwrap();
+    let o = restore(&pg, &archive, "empty", &["--clean"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        text(&o).contains("dropping") && text(&o).contains("does not exist"),
+        "{}",
+        text(&o)
+    );
+    let o = restore(&pg, &archive, "empty", &["--if-exists"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--if-exists needs --clean: {}",
+        text(&o)
+    );
+    let o = restore(&pg, &archive, "staged", &["--clean", "--if-exists"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(state(&pg, "staged"), expected);
+
     // --create makes the archive's database, connecting through another one
     pg.psql("postgres", "DROP DATABASE src").unwrap();
     let o = restore(&pg, &archive, "postgres", &["--create"]);

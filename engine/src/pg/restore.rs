@@ -35,6 +35,10 @@ pub struct RestoreOptions {
     pub no_owner: bool,
     /// Skip GRANT/REVOKE and default privileges.
     pub no_privileges: bool,
+    /// `--clean`: drop the archive's objects first, newest first.
+    pub clean: bool,
+    /// `--if-exists`: with `clean`, drop only what exists.
+    pub if_exists: bool,
     /// Which parts to restore (`--section`, `--schema-only`, `--data-only`); all when
     /// empty. Privileges and refreshes go with post-data.
     pub sections: Vec<Section>,
@@ -101,6 +105,27 @@ pub async fn restore(
         ..Default::default()
     };
     let leader = session(target).await?;
+    if opts.clean {
+        let t = Instant::now();
+        progress(Progress::Phase {
+            name: "clean",
+            bytes: 0,
+        });
+        for e in entries.iter().rev() {
+            let drop = if opts.if_exists {
+                &e.drop_if_exists_sql
+            } else {
+                &e.drop_sql
+            };
+            if let Some(sql) = drop {
+                leader
+                    .batch_execute(sql)
+                    .await
+                    .map_err(|err| sql_error(err, &format!("dropping {} {}", e.kind, e.name)))?;
+            }
+        }
+        summary.phases.push(("clean", t.elapsed()));
+    }
     if opts.wants(Section::PreData) {
         let t = Instant::now();
         progress(Progress::Phase {

@@ -56,6 +56,12 @@ pub struct TocEntry {
     /// For `LARGE OBJECT DATA`: the large object's oid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub large_object: Option<u32>,
+    /// For `--clean`: the statement that drops the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_sql: Option<String>,
+    /// The same with IF EXISTS, for `--clean --if-exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_if_exists_sql: Option<String>,
 }
 
 /// What a `TABLE DATA` entry loads. Where its rows are in the archive, how many and their
@@ -102,6 +108,8 @@ pub struct Object {
     pub deps: Vec<CatalogKey>,
     pub data: Option<TableData>,
     pub large_object: Option<u32>,
+    /// For `--clean`: the DROP statement, plain and with IF EXISTS.
+    pub drop: Option<(String, String)>,
 }
 
 impl Object {
@@ -124,6 +132,7 @@ impl Object {
             deps: Vec::new(),
             data: None,
             large_object: None,
+            drop: None,
         }
     }
 
@@ -132,10 +141,32 @@ impl Object {
         self
     }
 
-    /// Sets the owner and the statement that gives it (`ALTER <what> OWNER TO <role>`).
-    pub fn owned(mut self, owner: &str, alter_target: &str, quoted_owner: &str) -> Self {
+    /// Sets the owner and the statement that gives it (`ALTER <keyword> <target> OWNER TO
+    /// <role>`), and the statements that drop the object for `--clean` (`DROP <keyword>
+    /// [IF EXISTS] <target>`): both name the object the same way.
+    pub fn owned(mut self, owner: &str, keyword: &str, target: &str, quoted_owner: &str) -> Self {
         self.owner = Some(owner.to_string());
-        self.owner_sql = Some(format!("ALTER {alter_target} OWNER TO {quoted_owner};"));
+        self.owner_sql = Some(format!("ALTER {keyword} {target} OWNER TO {quoted_owner};"));
+        self.drop = Some(if keyword == "LARGE OBJECT" {
+            // there is no DROP LARGE OBJECT
+            (
+                format!("SELECT pg_catalog.lo_unlink('{target}');"),
+                format!(
+                    "SELECT pg_catalog.lo_unlink('{target}') WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata WHERE oid = '{target}');"
+                ),
+            )
+        } else {
+            (
+                format!("DROP {keyword} {target};"),
+                format!("DROP {keyword} IF EXISTS {target};"),
+            )
+        });
+        self
+    }
+
+    /// Sets how `--clean` drops the object: the plain and the `IF EXISTS` statement.
+    pub fn dropped_by(mut self, plain: String, if_exists: String) -> Self {
+        self.drop = Some((plain, if_exists));
         self
     }
 
@@ -302,6 +333,8 @@ pub fn build(objects: Vec<Object>) -> (Vec<TocEntry>, Vec<String>) {
                 deps,
                 data: o.data.clone(),
                 large_object: o.large_object,
+                drop_sql: o.drop.as_ref().map(|d| d.0.clone()),
+                drop_if_exists_sql: o.drop.as_ref().map(|d| d.1.clone()),
             }
         })
         .collect();

@@ -208,6 +208,12 @@ pub struct RestoreArgs {
     /// Do not restore privileges (GRANT, REVOKE, default privileges).
     #[arg(short = 'x', long = "no-privileges", visible_alias = "no-acl")]
     pub no_privileges: bool,
+    /// Drop the archive's objects before restoring them.
+    #[arg(short = 'c', long)]
+    pub clean: bool,
+    /// With --clean, drop only what exists (DROP … IF EXISTS).
+    #[arg(long, requires = "clean")]
+    pub if_exists: bool,
     /// Create the archive's database first (connecting through -d, e.g. `postgres`), and
     /// restore into it.
     #[arg(short = 'C', long)]
@@ -266,6 +272,8 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         jobs: args.jobs.into(),
         no_owner: args.no_owner,
         no_privileges: args.no_privileges,
+        clean: args.clean,
+        if_exists: args.if_exists,
         sections,
     };
     let bar = progress_bar(args.json);

@@ -46,7 +46,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
                 &name,
                 sql,
             )
-            .owned(&owner, &format!("FOREIGN DATA WRAPPER {q}"), &qowner),
+            .owned(&owner, "FOREIGN DATA WRAPPER", &q, &qowner),
         );
     }
     let sql = format!(
@@ -83,7 +83,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
             &name,
             sql,
         )
-        .owned(&owner, &format!("SERVER {q}"), &qowner)
+        .owned(&owner, "SERVER", &q, &qowner)
         .dep((PG_FDW, fdw_oid));
         cx.push(o);
     }
@@ -110,7 +110,11 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
                 format!("USER MAPPING {user} SERVER {server}"),
                 sql,
             )
-            .dep((PG_FOREIGN_SERVER, srv)),
+            .dep((PG_FOREIGN_SERVER, srv))
+            .dropped_by(
+                format!("DROP USER MAPPING FOR {user} SERVER {server};"),
+                format!("DROP USER MAPPING IF EXISTS FOR {user} SERVER {server};"),
+            ),
         );
     }
     Ok(())

@@ -57,7 +57,7 @@ async fn functions(cx: &mut Cx<'_>) -> Result<()> {
         };
         let o = Object::new((PG_PROC, oid), Section::PreData, kind, label, sql)
             .schema(&schema)
-            .owned(&owner, &format!("{kind} {sig}"), &qowner);
+            .owned(&owner, kind, &sig, &qowner);
         cx.push(o);
     }
     Ok(())
@@ -174,6 +174,10 @@ async fn casts(cx: &mut Cx<'_>) -> Result<()> {
             "CAST",
             format!("CAST ({src} AS {tgt})"),
             sql,
+        )
+        .dropped_by(
+            format!("DROP CAST ({src} AS {tgt});"),
+            format!("DROP CAST IF EXISTS ({src} AS {tgt});"),
         );
         let f: u32 = r.get(6);
         if f != 0 {
@@ -238,7 +242,7 @@ async fn operators(cx: &mut Cx<'_>) -> Result<()> {
         let sql = format!("CREATE OPERATOR {q} (\n    {}\n);", opts.join(",\n    "));
         let o = Object::new((PG_OPERATOR, oid), Section::PreData, "OPERATOR", &name, sql)
             .schema(&schema)
-            .owned(&owner, &format!("OPERATOR {sig}"), &qowner);
+            .owned(&owner, "OPERATOR", &sig, &qowner);
         cx.push(o);
     }
     Ok(())

@@ -26,7 +26,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<u32>> {
             oid.to_string(),
             format!("SELECT pg_catalog.lo_create('{oid}');"),
         )
-        .owned(&owner, &format!("LARGE OBJECT {oid}"), &qowner);
+        .owned(&owner, "LARGE OBJECT", &oid.to_string(), &qowner);
         cx.push(create);
         let mut data = Object::new(
             key,

@@ -41,7 +41,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
                 &name,
                 sql,
             )
-            .owned(&owner, &format!("PUBLICATION {q}"), &qowner),
+            .owned(&owner, "PUBLICATION", &q, &qowner),
         );
     }
     let rels = cx.rel_array();

@@ -109,7 +109,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                 cx.push(
                     Object::new(key, Section::PreData, "VIEW", &name, sql)
                         .schema(&schema)
-                        .owned(&owner, &format!("VIEW {q}"), &qowner),
+                        .owned(&owner, "VIEW", &q, &qowner),
                 );
             }
             'm' => {
@@ -125,7 +125,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                 cx.push(
                     Object::new(key, Section::PreData, "MATERIALIZED VIEW", &name, sql)
                         .schema(&schema)
-                        .owned(&owner, &format!("MATERIALIZED VIEW {q}"), &qowner),
+                        .owned(&owner, "MATERIALIZED VIEW", &q, &qowner),
                 );
                 if populated {
                     let refresh = Object::new(
@@ -169,7 +169,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                 cx.push(
                     Object::new(key, Section::PreData, kind, &name, sql)
                         .schema(&schema)
-                        .owned(&owner, &format!("{kind} {q}"), &qowner),
+                        .owned(&owner, kind, &q, &qowner),
                 );
                 let mut post = Vec::new();
                 // foreign tables have no replica identity to set
@@ -548,7 +548,7 @@ async fn load_sequences(cx: &mut Cx<'_>, rels: &[u32]) -> Result<()> {
                 cx.push(
                     Object::new(key, Section::PreData, "SEQUENCE", &name, sql)
                         .schema(&schema)
-                        .owned(&owner, &format!("SEQUENCE {q}"), &qowner),
+                        .owned(&owner, "SEQUENCE", &q, &qowner),
                 );
                 if let (Some("a"), Some(t), Some(col), Some(toid)) = (dep, t, col, toid) {
                     // pg_depend records OWNED BY as the sequence depending on its table;

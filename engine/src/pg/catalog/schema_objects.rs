@@ -54,7 +54,10 @@ async fn schemas(cx: &mut Cx<'_>) -> Result<()> {
         };
         let mut o = Object::new((PG_NAMESPACE, oid), Section::PreData, "SCHEMA", &name, sql);
         if name != "public" || owner != "pg_database_owner" {
-            o = o.owned(&owner, &format!("SCHEMA {q}"), &qowner);
+            o = o.owned(&owner, "SCHEMA", &q, &qowner);
+        }
+        if name == "public" {
+            o.drop = None; // every database has it; --clean keeps it
         }
         cx.push(o);
     }
@@ -85,7 +88,11 @@ async fn extensions(cx: &mut Cx<'_>) -> Result<()> {
                 &name,
                 sql,
             )
-            .dep((PG_NAMESPACE, schema_oid)),
+            .dep((PG_NAMESPACE, schema_oid))
+            .dropped_by(
+                format!("DROP EXTENSION {q};"),
+                format!("DROP EXTENSION IF EXISTS {q};"),
+            ),
         );
     }
     Ok(())
@@ -151,7 +158,7 @@ async fn collations(cx: &mut Cx<'_>) -> Result<()> {
             sql,
         )
         .schema(&schema)
-        .owned(&owner, &format!("COLLATION {q}"), &qowner);
+        .owned(&owner, "COLLATION", &q, &qowner);
         cx.push(o);
     }
     Ok(())
@@ -280,14 +287,9 @@ async fn types(cx: &mut Cx<'_>) -> Result<()> {
                 continue;
             }
         };
-        let alter = if kind == "DOMAIN" {
-            format!("DOMAIN {q}")
-        } else {
-            format!("TYPE {q}")
-        };
         let o = Object::new((PG_TYPE, oid), Section::PreData, kind, &name, sql)
             .schema(&schema)
-            .owned(&owner, &alter, &qowner);
+            .owned(&owner, kind, &q, &qowner);
         cx.push(o);
     }
     Ok(())
@@ -330,7 +332,7 @@ async fn event_triggers(cx: &mut Cx<'_>) -> Result<()> {
             &name,
             sql,
         )
-        .owned(&owner, &format!("EVENT TRIGGER {q}"), &qowner);
+        .owned(&owner, "EVENT TRIGGER", &q, &qowner);
         cx.push(o);
     }
     Ok(())

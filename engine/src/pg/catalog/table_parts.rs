@@ -61,7 +61,11 @@ async fn constraints(cx: &mut Cx<'_>) -> Result<()> {
                 let sql = format!("ALTER TABLE {only}{q}\n    ADD CONSTRAINT {qname} {def};");
                 let mut o = Object::new(key, Section::PostData, "FK CONSTRAINT", label, sql)
                     .schema(&schema)
-                    .dep((PG_CLASS, table));
+                    .dep((PG_CLASS, table))
+                    .dropped_by(
+                        format!("ALTER TABLE {q} DROP CONSTRAINT {qname};"),
+                        format!("ALTER TABLE IF EXISTS {q} DROP CONSTRAINT IF EXISTS {qname};"),
+                    );
                 if refers_to != 0 {
                     o = o.dep((PG_CLASS, refers_to));
                 }
@@ -358,7 +362,7 @@ async fn statistics(cx: &mut Cx<'_>) -> Result<()> {
         )
         .schema(&schema)
         .dep((PG_CLASS, table))
-        .owned(&owner, &format!("STATISTICS {q}"), &qowner);
+        .owned(&owner, "STATISTICS", &q, &qowner);
         cx.push(o);
     }
     Ok(())

@@ -36,7 +36,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
             sql,
         )
         .schema(&schema)
-        .owned(&owner, &format!("TEXT SEARCH DICTIONARY {q}"), &qowner);
+        .owned(&owner, "TEXT SEARCH DICTIONARY", &q, &qowner);
         cx.push(o);
     }
     let sql = format!(
@@ -71,7 +71,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
             sql,
         )
         .schema(&schema)
-        .owned(&owner, &format!("TEXT SEARCH CONFIGURATION {q}"), &qowner);
+        .owned(&owner, "TEXT SEARCH CONFIGURATION", &q, &qowner);
         cx.push(o);
     }
     Ok(())
