@@ -309,4 +309,32 @@ fn rich_fixture_round_trips_through_sql() {
         );
     }
     assert_eq!(data_of(&pg, "native"), a, "data after --clean differs");
+
+    // from a pipe: no index, streams loaded as they arrive
+    pg.create_database("piped").unwrap();
+    let o = common::coffer_command()
+        .args(["restore", "pg", "-", "-j", "2"])
+        .args(conn_args(&pg, "piped"))
+        .stdin(std::fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "restore from a pipe failed:\n{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("held back"), "{}", text(&o));
+    let piped = schema_of(&pg, "piped");
+    if piped != src_schema {
+        panic!(
+            "schema restored from a pipe differs:\n{}",
+            diff(&src_schema, &piped)
+        );
+    }
+    assert_eq!(
+        data_of(&pg, "piped"),
+        a,
+        "data restored from a pipe differs"
+    );
 }

@@ -302,3 +302,37 @@ fn restore_test_passes_a_good_archive_and_names_the_table_of_a_corrupted_frame()
     );
     assert!(!exists("rt_bad"));
 }
+
+#[test]
+fn a_truncated_pipe_fails_and_holds_back_post_data() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = dir.path().join("cut.coffer");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    pg.psql("postgres", "CREATE DATABASE p").unwrap();
+    let o = common::coffer_command()
+        .args(["restore", "pg", "-"])
+        .args(conn(&pg, "p"))
+        .stdin(std::fs::File::open(&cut).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("truncated"), "{}", text(&o));
+    // the schema arrived first; what comes after the data (indexes, keys) was held back
+    assert_eq!(
+        pg.psql(
+            "p",
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'app'"
+        )
+        .unwrap(),
+        "0"
+    );
+    let o = common::coffer_command()
+        .args(["restore", "pg", "-", "-l"])
+        .stdin(std::fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -8,6 +8,7 @@ pub mod conn;
 pub mod copy_out;
 pub mod dump;
 pub mod restore;
+pub mod restore_stream;
 pub mod session;
 pub mod sql;
 pub mod tls;

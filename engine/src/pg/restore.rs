@@ -45,7 +45,7 @@ pub struct RestoreOptions {
 }
 
 impl RestoreOptions {
-    fn wants(&self, s: Section) -> bool {
+    pub(super) fn wants(&self, s: Section) -> bool {
         self.sections.is_empty() || self.sections.contains(&s)
     }
 }
@@ -81,7 +81,7 @@ SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;";
 
-async fn session(target: &Target) -> Result<Client> {
+pub(super) async fn session(target: &Target) -> Result<Client> {
     let client = connect(target).await?;
     client
         .batch_execute(SESSION)
@@ -111,19 +111,7 @@ pub async fn restore(
             name: "clean",
             bytes: 0,
         });
-        for e in entries.iter().rev() {
-            let drop = if opts.if_exists {
-                &e.drop_if_exists_sql
-            } else {
-                &e.drop_sql
-            };
-            if let Some(sql) = drop {
-                leader
-                    .batch_execute(sql)
-                    .await
-                    .map_err(|err| sql_error(err, &format!("dropping {} {}", e.kind, e.name)))?;
-            }
-        }
+        clean(&leader, entries, opts).await?;
         summary.phases.push(("clean", t.elapsed()));
     }
     if opts.wants(Section::PreData) {
@@ -172,7 +160,7 @@ pub async fn restore(
             name: "post-data",
             bytes: 0,
         });
-        post_data(&pg, target, opts).await?;
+        post_data(entries, target, opts).await?;
         summary.phases.push(("post-data", t.elapsed()));
         let t = Instant::now();
         progress(Progress::Phase {
@@ -241,8 +229,31 @@ pub fn list(archive: &MappedArchive) -> Result<String> {
     Ok(out)
 }
 
+/// `--clean`: drops the archive's objects, newest first (`--if-exists`: only those that
+/// exist).
+pub(super) async fn clean(
+    leader: &Client,
+    entries: &[TocEntry],
+    opts: &RestoreOptions,
+) -> Result<()> {
+    for e in entries.iter().rev() {
+        let drop = if opts.if_exists {
+            &e.drop_if_exists_sql
+        } else {
+            &e.drop_sql
+        };
+        if let Some(sql) = drop {
+            leader
+                .batch_execute(sql)
+                .await
+                .map_err(|err| sql_error(err, &format!("dropping {} {}", e.kind, e.name)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs one TOC entry's SQL (and its owner statement unless `--no-owner`).
-async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptions) -> Result<()> {
+pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptions) -> Result<()> {
     if opts.no_privileges && matches!(e.kind.as_str(), "ACL" | "DEFAULT ACL") {
         return Ok(());
     }
@@ -437,17 +448,19 @@ fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
 /// Post-data on `jobs` connections: dependency order, and no two entries that need the
 /// same table exclusively at once (CREATE INDEX takes a share lock: index builds of one
 /// table run together).
-async fn post_data(pg: &PgArchive, target: &Target, opts: &RestoreOptions) -> Result<()> {
-    let entries: Vec<&TocEntry> = pg
-        .toc
-        .entries
+pub(super) async fn post_data(
+    all: &[TocEntry],
+    target: &Target,
+    opts: &RestoreOptions,
+) -> Result<()> {
+    let entries: Vec<&TocEntry> = all
         .iter()
         .filter(|e| e.section == Section::PostData)
         .collect();
     if entries.is_empty() {
         return Ok(());
     }
-    let by_id: HashMap<u32, &TocEntry> = pg.toc.entries.iter().map(|e| (e.id, e)).collect();
+    let by_id: HashMap<u32, &TocEntry> = all.iter().map(|e| (e.id, e)).collect();
     let pending_ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     let mut clients = Vec::new();
     for _ in 0..opts.jobs.max(1) {

@@ -10,6 +10,7 @@ use coffer_engine::pg::catalog::{Filters, Pattern};
 use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv};
 use coffer_engine::pg::dump::{self, DumpOptions, Progress};
 use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions};
+use coffer_engine::pg::restore_stream;
 use coffer_engine::pg::toc::Section;
 use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
 
@@ -185,7 +186,8 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
 /// `coffer restore pg` options.
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// The archive.
+    /// The archive; `-` reads it from standard input, without its index: data streams
+    /// load as they arrive, post-data waits for the verified end of the archive.
     pub archive: PathBuf,
     /// Restore into this database (name, URL or connection string), which must exist.
     #[command(flatten)]
@@ -239,14 +241,25 @@ pub struct RestoreArgs {
 }
 
 pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError> {
-    let a = MappedArchive::open(&args.archive, key.as_ref())
-        .map_err(|e| CliError::reading(&args.archive, e))?;
-    if args.list {
-        print!("{}", restore::list(&a)?);
-        return Ok(exit::OK);
+    let from_pipe = args.archive.as_os_str() == "-";
+    if from_pipe && (args.list || args.file.is_some() || args.create) {
+        return Err(CliError::new(
+            exit::USAGE,
+            "-l, -f and --create need the archive as a file, not standard input",
+        ));
     }
-    if let Some(file) = &args.file {
-        return render_sql(&a, file);
+    let mut mapped = None;
+    if !from_pipe {
+        let a = MappedArchive::open(&args.archive, key.as_ref())
+            .map_err(|e| CliError::reading(&args.archive, e))?;
+        if args.list {
+            print!("{}", restore::list(&a)?);
+            return Ok(exit::OK);
+        }
+        if let Some(file) = &args.file {
+            return render_sql(&a, file);
+        }
+        mapped = Some(Arc::new(a));
     }
     if args.conn.dbname.is_none() && std::env::var_os("PGDATABASE").is_none() {
         return Err(CliError::new(
@@ -292,19 +305,39 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         .build()
         .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
     let started = Instant::now();
-    let archive = Arc::new(a);
-    let target = if args.create {
-        runtime.block_on(restore::create_database(&target, &archive, None))?
-    } else {
-        target
+    // --create is refused for a pipe above: the archive is mapped here
+    let target = match (&mapped, args.create) {
+        (Some(archive), true) => {
+            runtime.block_on(restore::create_database(&target, archive, None))?
+        }
+        _ => target,
     };
-    let summary = runtime
-        .block_on(restore::restore(archive, &target, &opts, report))
-        .map_err(|e| {
-            bar.abandon();
-            CliError::from(e)
-        })?;
+    let (summary, held_back) = match mapped {
+        Some(archive) => (
+            runtime.block_on(restore::restore(archive, &target, &opts, report)),
+            None,
+        ),
+        None => match runtime.block_on(restore_stream::restore_stream(
+            std::io::stdin(),
+            key,
+            &target,
+            &opts,
+            report,
+        )) {
+            Ok((s, held)) => (Ok(s), Some(held)),
+            Err(e) => (Err(e), None),
+        },
+    };
+    let summary = summary.map_err(|e| {
+        bar.abandon();
+        CliError::from(e)
+    })?;
     bar.finish_and_clear();
+    if let Some(n) = held_back {
+        eprintln!(
+            "coffer: read from a pipe: {n} post-data and privilege entries were held back until the end of the archive had been read and verified"
+        );
+    }
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         let phases: serde_json::Map<String, serde_json::Value> = summary
