@@ -336,3 +336,65 @@ fn a_truncated_pipe_fails_and_holds_back_post_data() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn tables_schemas_and_edited_lists_select_what_is_restored() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let count = |db: &str, sql: &str| pg.psql(db, sql).unwrap();
+
+    // -t parent: the table, its data and indexes; not child, whose foreign key needs parent
+    pg.psql("postgres", "CREATE DATABASE t1").unwrap();
+    pg.psql("t1", "CREATE SCHEMA app").unwrap();
+    let o = restore(&pg, &archive, "t1", &["-t", "parent"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(count("t1", "SELECT count(*) FROM app.parent"), "500");
+    assert_eq!(
+        count(
+            "t1",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        count(
+            "t1",
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'parent'"
+        ),
+        "2",
+        "primary key and unique index"
+    );
+
+    // -n app creates the schema too; -T child leaves child (and its key) out
+    pg.psql("postgres", "CREATE DATABASE n1").unwrap();
+    let o = restore(&pg, &archive, "n1", &["-n", "app", "-T", "child"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        count(
+            "n1",
+            "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'app'"
+        ),
+        "parent"
+    );
+
+    // -L: the listing with child's data commented out
+    let o = coffer(&["restore", "pg", s(&archive), "-l"]);
+    let listing: String = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            if l.contains("TABLE DATA app child") {
+                format!(";{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, listing).unwrap();
+    pg.psql("postgres", "CREATE DATABASE l1").unwrap();
+    let o = restore(&pg, &archive, "l1", &["-L", s(&list)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(count("l1", "SELECT count(*) FROM app.child"), "0");
+    assert_eq!(count("l1", "SELECT count(*) FROM app.parent"), "500");
+}

@@ -39,9 +39,152 @@ pub struct RestoreOptions {
     pub clean: bool,
     /// `--if-exists`: with `clean`, drop only what exists.
     pub if_exists: bool,
+    /// What to restore (`-t`, `-n`, `-T`, `-N`, `-L`); everything by default.
+    pub selection: Selection,
     /// Which parts to restore (`--section`, `--schema-only`, `--data-only`); all when
     /// empty. Privileges and refreshes go with post-data.
     pub sections: Vec<Section>,
+}
+
+/// What `-t/-T/-n/-N` and `-L` ask for. Names are exact (as in pg_restore), not patterns.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    pub schemas: Vec<String>,
+    pub exclude_schemas: Vec<String>,
+    /// TOC ids from an edited `-l` listing.
+    pub list: Option<HashSet<u32>>,
+}
+
+impl Selection {
+    /// The entries to restore, in TOC order.
+    pub fn apply(&self, entries: &[TocEntry]) -> Vec<TocEntry> {
+        match self.resolve(entries) {
+            Some(ids) => entries
+                .iter()
+                .filter(|e| ids.contains(&e.id))
+                .cloned()
+                .collect(),
+            None => entries.to_vec(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+            && self.exclude_tables.is_empty()
+            && self.schemas.is_empty()
+            && self.exclude_schemas.is_empty()
+            && self.list.is_none()
+    }
+
+    /// The TOC ids to restore, or `None` for all. A table brings along everything that
+    /// depends on it (its data, indexes, constraints, triggers, comments, privileges) —
+    /// where pg_restore's `-t` leaves its indexes behind.
+    pub fn resolve(&self, entries: &[TocEntry]) -> Option<HashSet<u32>> {
+        if self.is_empty() {
+            return None;
+        }
+        const RELATIONS: &[&str] = &[
+            "TABLE",
+            "VIEW",
+            "MATERIALIZED VIEW",
+            "SEQUENCE",
+            "FOREIGN TABLE",
+        ];
+        let in_schema = |e: &TocEntry| {
+            e.schema.as_ref().is_some_and(|s| self.schemas.contains(s))
+                || (e.kind == "SCHEMA" && self.schemas.contains(&e.name))
+        };
+        let mut ids: HashSet<u32> = if !self.tables.is_empty() {
+            let roots: HashSet<u32> = entries
+                .iter()
+                .filter(|e| RELATIONS.contains(&e.kind.as_str()) && self.tables.contains(&e.name))
+                .filter(|e| self.schemas.is_empty() || in_schema(e))
+                .map(|e| e.id)
+                .collect();
+            with_dependents(entries, roots)
+        } else if !self.schemas.is_empty() {
+            entries
+                .iter()
+                .filter(|e| in_schema(e))
+                .map(|e| e.id)
+                .collect()
+        } else {
+            entries.iter().map(|e| e.id).collect()
+        };
+        if let Some(list) = &self.list {
+            ids.retain(|id| list.contains(id));
+        }
+        // an entry that needs a table left out (a foreign key to it) cannot be restored
+        let relations: HashSet<u32> = entries
+            .iter()
+            .filter(|e| RELATIONS.contains(&e.kind.as_str()))
+            .map(|e| e.id)
+            .collect();
+        let deps: HashMap<u32, &Vec<u32>> = entries.iter().map(|e| (e.id, &e.deps)).collect();
+        let kept = ids.clone();
+        ids.retain(|id| {
+            deps[id]
+                .iter()
+                .all(|d| !relations.contains(d) || kept.contains(d))
+        });
+        let excluded_tables: HashSet<u32> = with_dependents(
+            entries,
+            entries
+                .iter()
+                .filter(|e| {
+                    RELATIONS.contains(&e.kind.as_str()) && self.exclude_tables.contains(&e.name)
+                })
+                .map(|e| e.id)
+                .collect(),
+        );
+        ids.retain(|id| !excluded_tables.contains(id));
+        let by_id: HashMap<u32, &TocEntry> = entries.iter().map(|e| (e.id, e)).collect();
+        ids.retain(|id| {
+            !by_id[id]
+                .schema
+                .as_ref()
+                .is_some_and(|s| self.exclude_schemas.contains(s))
+        });
+        Some(ids)
+    }
+}
+
+/// `roots` and every entry that depends on one of them, directly or not.
+fn with_dependents(entries: &[TocEntry], roots: HashSet<u32>) -> HashSet<u32> {
+    let mut ids = roots;
+    loop {
+        let before = ids.len();
+        for e in entries {
+            if e.deps.iter().any(|d| ids.contains(d)) {
+                ids.insert(e.id);
+            }
+        }
+        if ids.len() == before {
+            return ids;
+        }
+    }
+}
+
+/// Parses an edited `-l` listing: the id before the first `;` of each line; lines starting
+/// with `;` are comments (commented out).
+pub fn parse_list(text: &str) -> Result<HashSet<u32>> {
+    let mut ids = HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with(';') {
+            continue;
+        }
+        let id = l.split(';').next().unwrap_or("").trim();
+        ids.insert(id.parse().map_err(|_| {
+            Error::new(
+                ErrorKind::Usage,
+                format!("list line {}: expected an entry id, found {line:?}", n + 1),
+            )
+        })?);
+    }
+    Ok(ids)
 }
 
 impl RestoreOptions {
@@ -98,7 +241,8 @@ pub async fn restore(
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> Result<RestoreSummary> {
     let pg = Arc::new(PgArchive::read(&archive)?);
-    let entries = &pg.toc.entries;
+    let selected = opts.selection.apply(&pg.toc.entries);
+    let entries = &selected;
     let mut summary = RestoreSummary {
         entries: entries.len(),
         tables: pg.manifest.tables.len(),
@@ -127,7 +271,7 @@ pub async fn restore(
     }
     if opts.wants(Section::Data) {
         let t = Instant::now();
-        let units = data_units(&pg, &archive)?;
+        let units = data_units(&pg, entries, &archive)?;
         let bytes: u64 = units.iter().map(|u| u.bytes).sum();
         summary.raw_bytes = bytes;
         progress(Progress::Phase {
@@ -304,7 +448,11 @@ enum DataKind {
     Sql(String),
 }
 
-fn data_units(pg: &PgArchive, archive: &MappedArchive) -> Result<Vec<DataUnit>> {
+fn data_units(
+    pg: &PgArchive,
+    entries: &[TocEntry],
+    archive: &MappedArchive,
+) -> Result<Vec<DataUnit>> {
     let tables = pg.tables();
     let los: HashMap<u32, &super::dump::LargeObjectStats> = pg
         .manifest
@@ -320,7 +468,7 @@ fn data_units(pg: &PgArchive, archive: &MappedArchive) -> Result<Vec<DataUnit>> 
             .map(|s| s.end.raw_len)
     };
     let mut units = Vec::new();
-    for e in pg.toc.entries.iter().filter(|e| e.section == Section::Data) {
+    for e in entries.iter().filter(|e| e.section == Section::Data) {
         if let Some(data) = &e.data {
             let Some(t) = tables.get(&e.id) else { continue };
             for &stream in &t.streams {

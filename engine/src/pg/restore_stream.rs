@@ -102,14 +102,15 @@ pub async fn restore_stream<R: Read + Send + 'static>(
             Event::End { stream, .. } if Some(stream) == toc_stream => {
                 let doc: TocDocument = serde_json::from_slice(&toc_json)
                     .map_err(|e| Error::new(ErrorKind::Corrupt, format!("TOC: {e}")))?;
-                summary.entries = doc.entries.len();
-                before_data(&leader, &doc.entries, opts, &progress).await?;
+                let selected = opts.selection.apply(&doc.entries);
+                summary.entries = selected.len();
+                before_data(&leader, &selected, opts, &progress).await?;
                 summary.phases.push(("pre-data", started.elapsed()));
                 progress(Progress::Phase {
                     name: "data",
                     bytes: 0,
                 });
-                entries = Some(doc.entries);
+                entries = Some(selected);
             }
             Event::Begin { stream, descriptor } => {
                 let toc = entries

@@ -9,7 +9,7 @@ use clap::Args;
 use coffer_engine::pg::catalog::{Filters, Pattern};
 use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv};
 use coffer_engine::pg::dump::{self, DumpOptions, Progress};
-use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions};
+use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions, Selection};
 use coffer_engine::pg::restore_stream;
 use coffer_engine::pg::toc::Section;
 use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
@@ -210,6 +210,23 @@ pub struct RestoreArgs {
     /// Do not restore privileges (GRANT, REVOKE, default privileges).
     #[arg(short = 'x', long = "no-privileges", visible_alias = "no-acl")]
     pub no_privileges: bool,
+    /// Restore only the table (view, sequence…) named NAME and what depends on it: its
+    /// data, indexes, constraints, triggers, comments, privileges. Exact name; repeatable.
+    #[arg(short = 't', long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+    /// Leave out the table NAME and what depends on it; repeatable.
+    #[arg(short = 'T', long = "exclude-table", value_name = "NAME")]
+    pub exclude_tables: Vec<String>,
+    /// Restore only the objects of schema NAME; repeatable.
+    #[arg(short = 'n', long = "schema", value_name = "NAME")]
+    pub schemas: Vec<String>,
+    /// Leave out the objects of schema NAME; repeatable.
+    #[arg(short = 'N', long = "exclude-schema", value_name = "NAME")]
+    pub exclude_schemas: Vec<String>,
+    /// Restore only the entries listed in FILE: an edited copy of `-l`'s output, where a
+    /// line starting with `;` is left out.
+    #[arg(short = 'L', long = "use-list", value_name = "FILE")]
+    pub use_list: Option<PathBuf>,
     /// Drop the archive's objects before restoring them.
     #[arg(short = 'c', long)]
     pub clean: bool,
@@ -281,12 +298,28 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
             })
             .collect(),
     };
+    let list = match &args.use_list {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| CliError::new(exit::BAD_INPUT, format!("{}: {e}", f.display())))?;
+            Some(restore::parse_list(&text)?)
+        }
+        None => None,
+    };
+    let selection = Selection {
+        tables: args.tables.clone(),
+        exclude_tables: args.exclude_tables.clone(),
+        schemas: args.schemas.clone(),
+        exclude_schemas: args.exclude_schemas.clone(),
+        list,
+    };
     let opts = RestoreOptions {
         jobs: args.jobs.into(),
         no_owner: args.no_owner,
         no_privileges: args.no_privileges,
         clean: args.clean,
         if_exists: args.if_exists,
+        selection,
         sections,
     };
     let bar = progress_bar(args.json);
