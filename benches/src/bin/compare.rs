@@ -17,9 +17,12 @@
 //! See `benches/README.md`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
+use coffer_benches::compare::common::{
+    coffer_binary, cores, emit, finish_dir, loadavg, out_dir, snapshot,
+};
 use coffer_benches::compare::dataset::{self, Dataset, Spec};
 use coffer_benches::compare::report::{self, Check, Summary};
 use coffer_benches::compare::tools::{Ctx, TOOL_NAMES, Tool};
@@ -128,64 +131,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// The workspace's target directory (`$CARGO_TARGET_DIR` or `<workspace>/target`).
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The release coffer binary. Unless `--no-build` or `--coffer`, `cargo build --release -p
-/// coffer` runs first: a no-op when the binary is up to date, and otherwise the guard
-/// against comparing yesterday's coffer with today's code.
-fn coffer_binary(args: &Args) -> Result<PathBuf, String> {
-    if let Some(p) = &args.coffer {
-        return p
-            .canonicalize()
-            .map_err(|e| format!("--coffer {}: {e}", p.display()));
-    }
-    let path = target_dir().join("release").join("coffer");
-    if !args.no_build {
-        eprintln!("compare: cargo build --release -p coffer (a no-op when up to date)");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "coffer"])
-            .current_dir(workspace())
-            .status()
-            .map_err(|e| format!("running cargo: {e}"))?;
-        if !status.success() {
-            if path.exists() {
-                eprintln!(
-                    "compare: WARNING: building coffer failed; using the existing {}, which may be stale",
-                    path.display()
-                );
-            } else {
-                return Err("cargo build --release -p coffer failed".into());
-            }
-        }
-    }
-    path.canonicalize().map_err(|e| {
-        format!(
-            "{}: {e}; run cargo build --release -p coffer",
-            path.display()
-        )
-    })
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 fn start_server() -> Result<PgServer, String> {
     let mut b = PgServer::builder();
     for (k, v) in SERVER_SETTINGS {
@@ -262,38 +207,6 @@ fn rounds(ctx: &Ctx<'_>, tools: &[Tool], runs: usize) -> Result<Vec<Summary>, St
         .collect())
 }
 
-fn out_dir(args: &Args) -> Result<tempfile::TempDir, String> {
-    let parent = args
-        .dir
-        .clone()
-        .or_else(|| std::env::var_os("COFFER_BENCH_DIR").map(PathBuf::from))
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
-        .prefix("coffer-compare-")
-        .tempdir_in(&parent)
-        .map_err(|e| format!("creating a directory in {}: {e}", parent.display()))
-}
-
-/// A private copy of the coffer binary in the run's directory, so that a rebuild by someone
-/// else during the run cannot swap binaries between rounds.
-fn snapshot(coffer: &Path, dir: &Path) -> Result<PathBuf, String> {
-    let copy = dir.join("coffer-bin");
-    std::fs::copy(coffer, &copy).map_err(|e| format!("copying {}: {e}", coffer.display()))?;
-    Ok(copy)
-}
-
-fn emit(args: &Args, human: &str, doc: serde_json::Value) {
-    if args.json {
-        eprint!("{human}");
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON serialises")
-        );
-    } else {
-        print!("{human}");
-    }
-}
-
 fn header(args: &Args, coffer: &Path, load_before: &str) -> String {
     format!(
         "coffer: {}\nmachine: {} cores (shared by the server and the tools), load average before: {load_before}, after: {}\n",
@@ -321,7 +234,7 @@ fn compare(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
         .map(|n| Tool::parse(n, args.jobs).ok_or(format!("unknown tool {n} (known: {TOOL_NAMES})")))
         .collect::<Result<_, _>>()?;
     let load_before = loadavg();
-    let dir = out_dir(args)?;
+    let dir = out_dir(args.dir.as_deref())?;
     let binary = snapshot(coffer, dir.path())?;
     let pg = start_server()?;
     let spec = Spec {
@@ -383,16 +296,9 @@ fn compare(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
             "server_settings": SERVER_SETTINGS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         }),
     );
-    emit(args, &human, doc);
-    finish_dir(args, dir);
+    emit(args.json, &human, doc);
+    finish_dir(args.keep, dir);
     Ok(checks)
-}
-
-fn finish_dir(args: &Args, dir: tempfile::TempDir) {
-    if args.keep {
-        let p = dir.keep();
-        eprintln!("compare: outputs and logs kept in {}", p.display());
-    }
 }
 
 /// `--rss-scaling` passes when the median peak RSS at the large scale is at most this many
@@ -404,7 +310,7 @@ const RSS_GROWTH: f64 = 1.5;
 /// coffer alone at two scales, interleaved, to show whether its peak RSS grows with the data.
 fn rss_scaling(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
     let load_before = loadavg();
-    let dir = out_dir(args)?;
+    let dir = out_dir(args.dir.as_deref())?;
     let binary = snapshot(coffer, dir.path())?;
     let pg = start_server()?;
     let mut sets = Vec::new();
@@ -540,8 +446,8 @@ fn rss_scaling(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
         })).collect::<Vec<_>>(),
         "checks": checks.iter().map(|c| json!({"check": c.name, "pass": c.pass, "detail": c.detail})).collect::<Vec<_>>(),
     });
-    emit(args, &human, doc);
-    finish_dir(args, dir);
+    emit(args.json, &human, doc);
+    finish_dir(args.keep, dir);
     Ok(checks)
 }
 
@@ -557,7 +463,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = coffer_binary(&args).and_then(|coffer| {
+    let result = coffer_binary(args.coffer.as_deref(), args.no_build).and_then(|coffer| {
         if args.rss_scaling {
             rss_scaling(&args, &coffer)
         } else {
