@@ -398,3 +398,54 @@ fn tables_schemas_and_edited_lists_select_what_is_restored() {
     assert_eq!(count("l1", "SELECT count(*) FROM app.child"), "0");
     assert_eq!(count("l1", "SELECT count(*) FROM app.parent"), "500");
 }
+
+#[test]
+fn one_table_restores_beside_the_original_with_target_schema() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    pg.psql(
+        "src",
+        "GRANT USAGE ON SCHEMA app TO app_owner; DELETE FROM app.child WHERE parent > 400; DELETE FROM app.parent WHERE id > 400;",
+    )
+    .unwrap();
+
+    // the runbook's partial restore, into the live database
+    let o = restore(
+        &pg,
+        &archive,
+        "src",
+        &["-t", "parent", "--target-schema", "restore_temp"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        pg.psql("src", "SELECT count(*) FROM restore_temp.parent")
+            .unwrap(),
+        "500"
+    );
+    assert_eq!(
+        pg.psql("src", "SELECT count(*) FROM app.parent").unwrap(),
+        "400",
+        "the original is untouched"
+    );
+    assert_eq!(
+        pg.psql(
+            "src",
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'restore_temp'"
+        )
+        .unwrap(),
+        "2"
+    );
+    // what went missing, found by comparing the two
+    assert_eq!(
+        pg.psql("src", "SELECT count(*) FROM restore_temp.parent r WHERE NOT EXISTS (SELECT 1 FROM app.parent p WHERE p.id = r.id)").unwrap(),
+        "100"
+    );
+    let o = restore(&pg, &archive, "src", &["--target-schema", "x"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--target-schema needs -t: {}",
+        text(&o)
+    );
+}

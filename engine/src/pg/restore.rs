@@ -55,18 +55,25 @@ pub struct Selection {
     pub exclude_schemas: Vec<String>,
     /// TOC ids from an edited `-l` listing.
     pub list: Option<HashSet<u32>>,
+    /// `--target-schema`: put the selected tables in this schema instead (created if
+    /// missing), leaving the originals alone.
+    pub target_schema: Option<String>,
 }
 
 impl Selection {
-    /// The entries to restore, in TOC order.
-    pub fn apply(&self, entries: &[TocEntry]) -> Vec<TocEntry> {
-        match self.resolve(entries) {
+    /// The entries to restore, in TOC order (renamed for `--target-schema`).
+    pub fn apply(&self, entries: &[TocEntry]) -> Result<Vec<TocEntry>> {
+        let selected: Vec<TocEntry> = match self.resolve(entries) {
             Some(ids) => entries
                 .iter()
                 .filter(|e| ids.contains(&e.id))
                 .cloned()
                 .collect(),
             None => entries.to_vec(),
+        };
+        match &self.target_schema {
+            Some(target) => into_schema(selected, target),
+            None => Ok(selected),
         }
     }
 
@@ -149,6 +156,103 @@ impl Selection {
         });
         Some(ids)
     }
+}
+
+/// `--target-schema`: rewrites the selected tables' qualified names (and their identity
+/// sequences') to `target`, everywhere they appear in the selected entries. Only these
+/// names move: types, functions and the tables a key references stay where they are, since
+/// the point is a side-by-side copy in the live database. A partition or inheritance child
+/// cannot move without its parent and is refused; `OWNED BY` is left out so the copy never
+/// takes the original's sequence.
+fn into_schema(entries: Vec<TocEntry>, target: &str) -> Result<Vec<TocEntry>> {
+    let quoted = format!("\"{}\"", target.replace('"', "\"\""));
+    let mut renames: Vec<(String, String)> = Vec::new();
+    for e in &entries {
+        if let (Some(d), "TABLE DATA") = (&e.data, e.kind.as_str()) {
+            let table = d
+                .qualified
+                .split_once('.')
+                .map_or(d.qualified.as_str(), |(_, t)| t);
+            renames.push((d.qualified.clone(), format!("{quoted}.{table}")));
+        }
+        if e.kind == "TABLE" && (e.sql.contains(" PARTITION OF ") || e.sql.contains("\nINHERITS ("))
+        {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--target-schema cannot move {}: it is a partition or inherits from a table that stays where it is",
+                    e.name
+                ),
+            ));
+        }
+        if let Some(seq) = e
+            .sql
+            .split_once("SEQUENCE NAME ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+        {
+            let name = seq.split_once('.').map_or(seq, |(_, n)| n);
+            renames.push((seq.to_string(), format!("{quoted}.{name}")));
+        }
+    }
+    if renames.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--target-schema needs -t: it moves tables",
+        ));
+    }
+    let rename = |sql: &str| {
+        renames.iter().fold(sql.to_string(), |acc, (from, to)| {
+            replace_name(&acc, from, to)
+        })
+    };
+    let mut out = vec![TocEntry {
+        id: 0,
+        section: Section::PreData,
+        kind: "SCHEMA".into(),
+        schema: None,
+        name: target.to_string(),
+        owner: None,
+        sql: format!("CREATE SCHEMA IF NOT EXISTS {quoted};"),
+        owner_sql: None,
+        deps: Vec::new(),
+        data: None,
+        large_object: None,
+        drop_sql: None,
+        drop_if_exists_sql: None,
+    }];
+    for mut e in entries
+        .into_iter()
+        .filter(|e| e.kind != "SEQUENCE OWNED BY")
+    {
+        e.sql = rename(&e.sql);
+        e.owner_sql = e.owner_sql.as_deref().map(rename);
+        e.drop_sql = e.drop_sql.as_deref().map(rename);
+        e.drop_if_exists_sql = e.drop_if_exists_sql.as_deref().map(rename);
+        if let Some(d) = &mut e.data {
+            d.qualified = rename(&d.qualified);
+        }
+        e.schema = Some(target.to_string());
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Replaces `from` with `to` where it stands as a whole name: not inside a longer
+/// identifier (`s1.t` must not match `s1.tree`).
+fn replace_name(sql: &str, from: &str, to: &str) -> String {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$' || c == '"';
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(from) {
+        let before_ok = !rest[..i].ends_with(ident) && !rest[..i].ends_with('.');
+        let after = &rest[i + from.len()..];
+        let after_ok = !after.starts_with(ident);
+        out.push_str(&rest[..i]);
+        out.push_str(if before_ok && after_ok { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `roots` and every entry that depends on one of them, directly or not.
@@ -241,7 +345,7 @@ pub async fn restore(
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> Result<RestoreSummary> {
     let pg = Arc::new(PgArchive::read(&archive)?);
-    let selected = opts.selection.apply(&pg.toc.entries);
+    let selected = opts.selection.apply(&pg.toc.entries)?;
     let entries = &selected;
     let mut summary = RestoreSummary {
         entries: entries.len(),
@@ -668,4 +772,18 @@ pub(super) async fn post_data(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_replaced_only_where_whole() {
+        let sql = "ALTER TABLE s1.t ADD x; COMMENT ON COLUMN s1.t.c IS 'x'; SELECT * FROM s1.tree, s1.t2, xs1.t;";
+        assert_eq!(
+            replace_name(sql, "s1.t", "\"tmp\".t"),
+            "ALTER TABLE \"tmp\".t ADD x; COMMENT ON COLUMN \"tmp\".t.c IS 'x'; SELECT * FROM s1.tree, s1.t2, xs1.t;"
+        );
+    }
 }

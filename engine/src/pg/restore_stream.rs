@@ -102,7 +102,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
             Event::End { stream, .. } if Some(stream) == toc_stream => {
                 let doc: TocDocument = serde_json::from_slice(&toc_json)
                     .map_err(|e| Error::new(ErrorKind::Corrupt, format!("TOC: {e}")))?;
-                let selected = opts.selection.apply(&doc.entries);
+                let selected = opts.selection.apply(&doc.entries)?;
                 summary.entries = selected.len();
                 before_data(&leader, &selected, opts, &progress).await?;
                 summary.phases.push(("pre-data", started.elapsed()));

@@ -227,6 +227,10 @@ pub struct RestoreArgs {
     /// line starting with `;` is left out.
     #[arg(short = 'L', long = "use-list", value_name = "FILE")]
     pub use_list: Option<PathBuf>,
+    /// Restore the tables chosen with -t into schema NAME (created if missing), beside
+    /// the originals: the runbook's "partial restore into restore_temp" in one command.
+    #[arg(long, value_name = "NAME", requires = "tables")]
+    pub target_schema: Option<String>,
     /// Drop the archive's objects before restoring them.
     #[arg(short = 'c', long)]
     pub clean: bool,
@@ -312,6 +316,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         schemas: args.schemas.clone(),
         exclude_schemas: args.exclude_schemas.clone(),
         list,
+        target_schema: args.target_schema.clone(),
     };
     let opts = RestoreOptions {
         jobs: args.jobs.into(),
