@@ -164,6 +164,29 @@ fn a_missing_role_suggests_no_owner_and_an_existing_object_is_named() {
         "{}",
         text(&o)
     );
+    // carrying on: everything else is restored, and the failure is listed
+    pg.psql("postgres", "CREATE DATABASE c").unwrap();
+    let o = restore(&pg, &archive, "c", &["--no-exit-on-error"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 part of the archive could not be restored")
+            && text(&o).contains("app_owner"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        pg.psql("c", "SELECT count(*) FROM app.child").unwrap(),
+        "20000"
+    );
+    assert_eq!(
+        pg.psql(
+            "c",
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'app'"
+        )
+        .unwrap(),
+        "4"
+    );
+
     let o = restore(&pg, &archive, "b", &["--no-owner"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(

@@ -39,6 +39,9 @@ pub struct RestoreOptions {
     pub clean: bool,
     /// `--if-exists`: with `clean`, drop only what exists.
     pub if_exists: bool,
+    /// Carry on past a failed entry or table, and report every failure at the end,
+    /// instead of stopping at the first (`--no-exit-on-error`).
+    pub keep_going: bool,
     /// What to restore (`-t`, `-n`, `-T`, `-N`, `-L`); everything by default.
     pub selection: Selection,
     /// Which parts to restore (`--section`, `--schema-only`, `--data-only`); all when
@@ -346,6 +349,7 @@ pub async fn restore(
 ) -> Result<RestoreSummary> {
     let pg = Arc::new(PgArchive::read(&archive)?);
     let selected = opts.selection.apply(&pg.toc.entries)?;
+    let failures = Failures::default();
     let entries = &selected;
     let mut summary = RestoreSummary {
         entries: entries.len(),
@@ -369,7 +373,7 @@ pub async fn restore(
             bytes: 0,
         });
         for e in entries.iter().filter(|e| e.section == Section::PreData) {
-            run_entry(&leader, e, opts).await?;
+            failures.tolerate(opts, run_entry(&leader, e, opts).await)?;
         }
         summary.phases.push(("pre-data", t.elapsed()));
     }
@@ -385,14 +389,16 @@ pub async fn restore(
         let queue = Arc::new(Mutex::new(VecDeque::from(units)));
         let mut workers = Vec::new();
         for _ in 0..opts.jobs.max(1) {
-            let (archive, queue, target, progress) = (
+            let (archive, queue, target, progress, opts, failures) = (
                 archive.clone(),
                 queue.clone(),
                 target.clone(),
                 progress.clone(),
+                opts.clone(),
+                failures.clone(),
             );
             workers.push(tokio::spawn(async move {
-                data_worker(&archive, &queue, &target, &progress).await
+                data_worker(&archive, &queue, &target, &progress, &opts, &failures).await
             }));
         }
         for w in workers {
@@ -408,7 +414,7 @@ pub async fn restore(
             name: "post-data",
             bytes: 0,
         });
-        post_data(entries, target, opts).await?;
+        post_data(entries, target, opts, &failures).await?;
         summary.phases.push(("post-data", t.elapsed()));
         let t = Instant::now();
         progress(Progress::Phase {
@@ -419,12 +425,13 @@ pub async fn restore(
             .iter()
             .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
         {
-            run_entry(&leader, e, opts).await?;
+            failures.tolerate(opts, run_entry(&leader, e, opts).await)?;
         }
         summary
             .phases
             .push(("privileges and refreshes", t.elapsed()));
     }
+    failures.into_result()?;
     Ok(summary)
 }
 
@@ -475,6 +482,40 @@ pub fn list(archive: &MappedArchive) -> Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// Failures kept for the end when the restore carries on past them.
+#[derive(Clone, Default)]
+pub(super) struct Failures(Arc<Mutex<Vec<String>>>);
+
+impl Failures {
+    /// Passes `r` through, or, when carrying on, records its error and carries on.
+    pub(super) fn tolerate(&self, opts: &RestoreOptions, r: Result<()>) -> Result<()> {
+        match r {
+            Err(e) if opts.keep_going => {
+                self.0.lock().expect("failures lock").push(e.to_string());
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// `Err` listing every failure, if there was one.
+    pub(super) fn into_result(self) -> Result<()> {
+        let list = std::mem::take(&mut *self.0.lock().expect("failures lock"));
+        if list.is_empty() {
+            return Ok(());
+        }
+        let mut msg = format!(
+            "{} part{} of the archive could not be restored:",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" }
+        );
+        for f in &list {
+            msg.push_str(&format!("\n  - {f}"));
+        }
+        Err(Error::new(ErrorKind::Server, msg))
+    }
 }
 
 /// `--clean`: drops the archive's objects, newest first (`--if-exists`: only those that
@@ -623,65 +664,77 @@ async fn data_worker(
     queue: &Mutex<VecDeque<DataUnit>>,
     target: &Target,
     progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+    opts: &RestoreOptions,
+    failures: &Failures,
 ) -> Result<()> {
     let client = session(target).await?;
     loop {
         let unit = queue.lock().expect("queue lock").pop_front();
         let Some(u) = unit else { return Ok(()) };
-        let context = |e: Error| e.context(format!("loading {}", u.what));
-        match &u.kind {
-            DataKind::Copy { copy_sql, stream } => {
-                let info = archive
-                    .streams()
-                    .iter()
-                    .find(|s| s.id == *stream)
-                    .expect("checked when planning");
-                let sink = client
-                    .copy_in::<_, Bytes>(copy_sql.as_str())
-                    .await
-                    .map_err(|e| context(sql_error(e, "starting COPY")))?;
-                futures::pin_mut!(sink);
-                for f in archive.data_entries(info) {
-                    // verified (hashes, authentication, decoding) before a byte reaches the server
-                    let rows = archive.read_frame(f).map_err(|e| context(Error::from(e)))?;
-                    progress(Progress::Loaded {
-                        bytes: rows.len() as u64,
-                    });
-                    sink.send(Bytes::from(rows))
-                        .await
-                        .map_err(|e| context(sql_error(e, "sending COPY data")))?;
-                }
-                sink.finish()
-                    .await
-                    .map_err(|e| context(sql_error(e, "finishing COPY")))?;
-            }
-            DataKind::LargeObject { oid, stream } => {
-                let info = archive
-                    .streams()
-                    .iter()
-                    .find(|s| s.id == *stream)
-                    .expect("checked when planning");
-                for f in archive.data_entries(info) {
-                    let bytes = archive.read_frame(f).map_err(|e| context(Error::from(e)))?;
-                    let offset = i64::try_from(f.raw_offset).unwrap_or(i64::MAX);
-                    client
-                        .execute(
-                            "SELECT pg_catalog.lo_put($1, $2, $3)",
-                            &[oid, &offset, &bytes],
-                        )
-                        .await
-                        .map_err(|e| context(sql_error(e, "writing a large object")))?;
-                    progress(Progress::Loaded {
-                        bytes: bytes.len() as u64,
-                    });
-                }
-            }
-            DataKind::Sql(sql) => client
-                .batch_execute(sql)
-                .await
-                .map_err(|e| context(sql_error(e, "setting a sequence")))?,
-        }
+        let r = load_unit(&client, archive, &u, progress)
+            .await
+            .map_err(|e| e.context(format!("loading {}", u.what)));
+        failures.tolerate(opts, r)?;
     }
+}
+
+/// Loads one unit of data; every frame is verified before a byte reaches the server.
+async fn load_unit(
+    client: &Client,
+    archive: &MappedArchive,
+    u: &DataUnit,
+    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<()> {
+    let frames = |stream: u32| {
+        let info = archive
+            .streams()
+            .iter()
+            .find(|s| s.id == stream)
+            .expect("checked when planning");
+        archive.data_entries(info)
+    };
+    match &u.kind {
+        DataKind::Copy { copy_sql, stream } => {
+            let sink = client
+                .copy_in::<_, Bytes>(copy_sql.as_str())
+                .await
+                .map_err(|e| sql_error(e, "starting COPY"))?;
+            futures::pin_mut!(sink);
+            for f in frames(*stream) {
+                let rows = archive.read_frame(f).map_err(Error::from)?;
+                progress(Progress::Loaded {
+                    bytes: rows.len() as u64,
+                });
+                sink.send(Bytes::from(rows))
+                    .await
+                    .map_err(|e| sql_error(e, "sending COPY data"))?;
+            }
+            sink.finish()
+                .await
+                .map_err(|e| sql_error(e, "finishing COPY"))?;
+        }
+        DataKind::LargeObject { oid, stream } => {
+            for f in frames(*stream) {
+                let bytes = archive.read_frame(f).map_err(Error::from)?;
+                let offset = i64::try_from(f.raw_offset).unwrap_or(i64::MAX);
+                client
+                    .execute(
+                        "SELECT pg_catalog.lo_put($1, $2, $3)",
+                        &[oid, &offset, &bytes],
+                    )
+                    .await
+                    .map_err(|e| sql_error(e, "writing a large object"))?;
+                progress(Progress::Loaded {
+                    bytes: bytes.len() as u64,
+                });
+            }
+        }
+        DataKind::Sql(sql) => client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| sql_error(e, "setting a sequence"))?,
+    }
+    Ok(())
 }
 
 /// The tables an entry works on: the TABLE entries among its dependencies.
@@ -704,6 +757,7 @@ pub(super) async fn post_data(
     all: &[TocEntry],
     target: &Target,
     opts: &RestoreOptions,
+    failures: &Failures,
 ) -> Result<()> {
     let entries: Vec<&TocEntry> = all
         .iter()
@@ -757,7 +811,7 @@ pub(super) async fn post_data(
             // cycle; take the next entry in TOC order
             let e = pending.remove(0);
             let client = idle.pop().expect("all idle");
-            run_entry(&client, e, opts).await?;
+            failures.tolerate(opts, run_entry(&client, e, opts).await)?;
             done.insert(e.id);
             idle.push(client);
             continue;
@@ -765,7 +819,7 @@ pub(super) async fn post_data(
         if let Some(joined) = tasks.join_next().await {
             let (id, client, r) = joined
                 .map_err(|e| Error::new(ErrorKind::Io, format!("a post-data task failed: {e}")))?;
-            r?;
+            failures.tolerate(opts, r)?;
             running.remove(&id);
             done.insert(id);
             idle.push(client);

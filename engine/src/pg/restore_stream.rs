@@ -21,7 +21,7 @@ use tokio_postgres::{Client, CopyInSink};
 use super::conn::Target;
 use super::dump::TocDocument;
 use super::restore::{
-    Progress, RestoreOptions, RestoreSummary, clean, post_data, run_entry, session,
+    Failures, Progress, RestoreOptions, RestoreSummary, clean, post_data, run_entry, session,
 };
 use super::session::sql_error;
 use super::toc::{Section, TocEntry};
@@ -79,6 +79,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
         .map_err(|e| Error::new(ErrorKind::Io, format!("starting the pipe reader: {e}")))?;
 
     let mut summary = RestoreSummary::default();
+    let failures = Failures::default();
     let leader = session(target).await?;
     let started = Instant::now();
     let (mut toc_stream, mut toc_json, mut entries): (Option<u32>, Vec<u8>, Option<Vec<TocEntry>>) =
@@ -104,7 +105,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                     .map_err(|e| Error::new(ErrorKind::Corrupt, format!("TOC: {e}")))?;
                 let selected = opts.selection.apply(&doc.entries)?;
                 summary.entries = selected.len();
-                before_data(&leader, &selected, opts, &progress).await?;
+                before_data(&leader, &selected, opts, &progress, &failures).await?;
                 summary.phases.push(("pre-data", started.elapsed()));
                 progress(Progress::Phase {
                     name: "data",
@@ -232,17 +233,18 @@ pub async fn restore_stream<R: Read + Send + 'static>(
             name: "post-data",
             bytes: 0,
         });
-        post_data(&entries, target, opts).await?;
+        post_data(&entries, target, opts, &failures).await?;
         for e in entries
             .iter()
             .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
         {
-            run_entry(&leader, e, opts).await?;
+            failures.tolerate(opts, run_entry(&leader, e, opts).await)?;
         }
         summary
             .phases
             .push(("post-data and privileges", t.elapsed()));
     }
+    failures.into_result()?;
     Ok((summary, held_back))
 }
 
@@ -252,6 +254,7 @@ async fn before_data(
     entries: &[TocEntry],
     opts: &RestoreOptions,
     progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+    failures: &Failures,
 ) -> Result<()> {
     if opts.clean {
         progress(Progress::Phase {
@@ -266,7 +269,7 @@ async fn before_data(
             bytes: 0,
         });
         for e in entries.iter().filter(|e| e.section == Section::PreData) {
-            run_entry(leader, e, opts).await?;
+            failures.tolerate(opts, run_entry(leader, e, opts).await)?;
         }
     }
     Ok(())

@@ -231,6 +231,13 @@ pub struct RestoreArgs {
     /// the originals: the runbook's "partial restore into restore_temp" in one command.
     #[arg(long, value_name = "NAME", requires = "tables")]
     pub target_schema: Option<String>,
+    /// Stop at the first error (the default, as pg_restore -e).
+    #[arg(short = 'e', long, conflicts_with = "no_exit_on_error")]
+    pub exit_on_error: bool,
+    /// Carry on past errors: restore everything that can be, then list every failure
+    /// (exit 7).
+    #[arg(long)]
+    pub no_exit_on_error: bool,
     /// Drop the archive's objects before restoring them.
     #[arg(short = 'c', long)]
     pub clean: bool,
@@ -324,6 +331,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         no_privileges: args.no_privileges,
         clean: args.clean,
         if_exists: args.if_exists,
+        keep_going: args.no_exit_on_error && !args.exit_on_error,
         selection,
         sections,
     };
