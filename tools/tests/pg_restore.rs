@@ -26,13 +26,10 @@ fn run(args: &[String]) -> std::process::Output {
 }
 
 fn restore(pg: &PgServer, archive: &Path, db: &str, extra: &[&str]) -> std::process::Output {
-    let mut a: Vec<String> = vec![
-        "restore".into(),
-        "pg".into(),
-        s(archive).into(),
-        "-j".into(),
-        "2".into(),
-    ];
+    let mut a: Vec<String> = vec!["restore".into(), "pg".into(), s(archive).into()];
+    if !extra.contains(&"-j") {
+        a.extend(["-j".into(), "2".into()]);
+    }
     a.extend(extra.iter().map(|x| x.to_string()));
     a.extend(conn(pg, db));
     run(&a)
@@ -164,6 +161,32 @@ fn a_missing_role_suggests_no_owner_and_an_existing_object_is_named() {
         "{}",
         text(&o)
     );
+    // in one transaction, the failure leaves nothing behind
+    pg.psql("postgres", "CREATE DATABASE one").unwrap();
+    let o = restore(&pg, &archive, "one", &["-1", "-j", "1"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert_eq!(
+        pg.psql(
+            "one",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'"
+        )
+        .unwrap(),
+        "0"
+    );
+    let o = restore(&pg, &archive, "one", &["-1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "-1 needs -j 1 (the helper's default is 2): {}",
+        text(&o)
+    );
+    let o = restore(&pg, &archive, "one", &["-1", "-j", "1", "--no-owner"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        state(&pg, "one"),
+        expected.replace("child:app_owner", "child:postgres")
+    );
+
     // carrying on: everything else is restored, and the failure is listed
     pg.psql("postgres", "CREATE DATABASE c").unwrap();
     let o = restore(&pg, &archive, "c", &["--no-exit-on-error"]);

@@ -39,6 +39,9 @@ pub struct RestoreOptions {
     pub clean: bool,
     /// `--if-exists`: with `clean`, drop only what exists.
     pub if_exists: bool,
+    /// `--single-transaction`: everything on one connection in one transaction, so a
+    /// failure leaves the database as it was (needs `jobs` = 1).
+    pub single_transaction: bool,
     /// Carry on past a failed entry or table, and report every failure at the end,
     /// instead of stopping at the first (`--no-exit-on-error`).
     pub keep_going: bool,
@@ -349,6 +352,9 @@ pub async fn restore(
 ) -> Result<RestoreSummary> {
     let pg = Arc::new(PgArchive::read(&archive)?);
     let selected = opts.selection.apply(&pg.toc.entries)?;
+    if opts.single_transaction {
+        return single_transaction(&pg, &selected, &archive, target, opts, &progress).await;
+    }
     let failures = Failures::default();
     let entries = &selected;
     let mut summary = RestoreSummary {
@@ -482,6 +488,74 @@ pub fn list(archive: &MappedArchive) -> Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// `--single-transaction`: every phase in order on one connection inside BEGIN … COMMIT.
+/// Any error ends the connection, and the server rolls everything back.
+async fn single_transaction(
+    pg: &PgArchive,
+    entries: &[TocEntry],
+    archive: &MappedArchive,
+    target: &Target,
+    opts: &RestoreOptions,
+    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<RestoreSummary> {
+    if opts.jobs > 1 || opts.keep_going {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--single-transaction works on one connection and stops at the first error: use it with -j 1 and without --no-exit-on-error",
+        ));
+    }
+    let started = Instant::now();
+    let client = session(target).await?;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| sql_error(e, "starting the transaction"))?;
+    if opts.clean {
+        clean(&client, entries, opts).await?;
+    }
+    for e in entries
+        .iter()
+        .filter(|e| e.section == Section::PreData && opts.wants(Section::PreData))
+    {
+        run_entry(&client, e, opts).await?;
+    }
+    let mut summary = RestoreSummary {
+        entries: entries.len(),
+        tables: pg.manifest.tables.len(),
+        ..Default::default()
+    };
+    if opts.wants(Section::Data) {
+        progress(Progress::Phase {
+            name: "data",
+            bytes: 0,
+        });
+        for u in data_units(pg, entries, archive)? {
+            summary.raw_bytes += u.bytes;
+            load_unit(&client, archive, &u, progress)
+                .await
+                .map_err(|e| e.context(format!("loading {}", u.what)))?;
+        }
+    }
+    if opts.wants(Section::PostData) {
+        for e in entries.iter().filter(|e| {
+            matches!(
+                e.section,
+                Section::PostData | Section::Acl | Section::PostAcl
+            )
+        }) {
+            run_entry(&client, e, opts).await?;
+        }
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| sql_error(e, "committing the restore"))?;
+    summary
+        .phases
+        .push(("single transaction", started.elapsed()));
+    Ok(summary)
 }
 
 /// Failures kept for the end when the restore carries on past them.

@@ -231,6 +231,10 @@ pub struct RestoreArgs {
     /// the originals: the runbook's "partial restore into restore_temp" in one command.
     #[arg(long, value_name = "NAME", requires = "tables")]
     pub target_schema: Option<String>,
+    /// Restore in one transaction on one connection (with -j 1): a failure leaves the
+    /// database as it was.
+    #[arg(short = '1', long)]
+    pub single_transaction: bool,
     /// Stop at the first error (the default, as pg_restore -e).
     #[arg(short = 'e', long, conflicts_with = "no_exit_on_error")]
     pub exit_on_error: bool,
@@ -331,6 +335,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         no_privileges: args.no_privileges,
         clean: args.clean,
         if_exists: args.if_exists,
+        single_transaction: args.single_transaction,
         keep_going: args.no_exit_on_error && !args.exit_on_error,
         selection,
         sections,
