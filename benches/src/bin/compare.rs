@@ -6,12 +6,15 @@
 //! spreads over all of them, and prints wall time, CPU time, server CPU time, peak RSS,
 //! output size and the ratios to coffer, then the done-when checks as PASS/FAIL lines.
 //! `--rss-scaling` instead runs coffer alone at two scales and compares its peak RSS.
+//! `--restore` instead makes one coffer archive and one `pg_dump -Fd` directory (and a
+//! `pg_dump -Fc` file) untimed, then per round restores each into a fresh empty database
+//! with `coffer restore pg` and `pg_restore`, checking the pgbench row counts after each.
 //!
 //! ```text
 //! cargo run --release -p coffer-benches --bin compare -- [--scale 20] [--wide-rows N]
 //!     [--small-tables 200] [--jobs 2] [--runs 3] [--tools LIST] [--keep] [--json]
 //!     [--strict] [--coffer PATH] [--no-build] [--dir DIR] [--copy-batch 50]
-//!     [--coffer-args "ARGS"] [--rss-scaling [--rss-small 5]]
+//!     [--coffer-args "ARGS"] [--rss-scaling [--rss-small 5]] [--restore]
 //! ```
 //!
 //! See `benches/README.md`.
@@ -31,9 +34,10 @@ use serde_json::json;
 
 const USAGE: &str = "usage: compare [--scale N] [--wide-rows N] [--small-tables N] [--jobs N] \
 [--runs N] [--tools LIST] [--keep] [--json] [--strict] [--coffer PATH] [--no-build] [--dir DIR] \
-[--copy-batch N] [--coffer-args \"ARGS\"] [--rss-scaling [--rss-small N]]";
+[--copy-batch N] [--coffer-args \"ARGS\"] [--rss-scaling [--rss-small N]] [--restore]";
 
 const DEFAULT_TOOLS: &str = "coffer,coffer-z1,pg_dump-fc,pg_dump-fd,copy";
+const DEFAULT_RESTORE_TOOLS: &str = "coffer-restore,pg_restore-fd,pg_restore-fc";
 
 /// Server settings for a dump benchmark: a realistic buffer cache, no durability work (the
 /// data is thrown away, and the dumps only read), no autovacuum waking up between runs.
@@ -58,7 +62,8 @@ struct Args {
     small_tables: u32,
     jobs: usize,
     runs: usize,
-    tools: String,
+    tools: Option<String>,
+    restore: bool,
     keep: bool,
     json: bool,
     strict: bool,
@@ -78,7 +83,8 @@ fn parse_args() -> Result<Args, String> {
         small_tables: 200,
         jobs: 2,
         runs: 3,
-        tools: DEFAULT_TOOLS.into(),
+        tools: None,
+        restore: false,
         keep: false,
         json: false,
         strict: false,
@@ -102,7 +108,8 @@ fn parse_args() -> Result<Args, String> {
             "--small-tables" => a.small_tables = num("--small-tables", value("--small-tables")?)?,
             "--jobs" | "-j" => a.jobs = num("--jobs", value("--jobs")?)?,
             "--runs" => a.runs = num("--runs", value("--runs")?)?,
-            "--tools" => a.tools = value("--tools")?,
+            "--tools" => a.tools = Some(value("--tools")?),
+            "--restore" => a.restore = true,
             "--keep" => a.keep = true,
             "--json" => a.json = true,
             "--strict" => a.strict = true,
@@ -124,6 +131,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.scale == 0 || a.jobs == 0 || a.runs == 0 {
         return Err("--scale, --jobs and --runs must be at least 1".into());
+    }
+    if a.rss_scaling && a.restore {
+        return Err("--rss-scaling and --restore are separate modes".into());
     }
     if a.rss_scaling && a.rss_small >= a.scale {
         return Err("--rss-scaling needs --rss-small below --scale".into());
@@ -226,13 +236,32 @@ fn header(args: &Args, coffer: &Path, load_before: &str) -> String {
 }
 
 fn compare(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
+    let default = if args.restore {
+        DEFAULT_RESTORE_TOOLS
+    } else {
+        DEFAULT_TOOLS
+    };
     let tools: Vec<Tool> = args
         .tools
+        .as_deref()
+        .unwrap_or(default)
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|n| Tool::parse(n, args.jobs).ok_or(format!("unknown tool {n} (known: {TOOL_NAMES})")))
         .collect::<Result<_, _>>()?;
+    if let Some(t) = tools.iter().find(|t| t.source().is_some() != args.restore) {
+        return Err(format!(
+            "{} is {} tool: {}",
+            t.label(),
+            if args.restore { "a dump" } else { "a restore" },
+            if args.restore {
+                "--restore takes restore tools only"
+            } else {
+                "restore tools need --restore"
+            }
+        ));
+    }
     let load_before = loadavg();
     let dir = out_dir(args.dir.as_deref())?;
     let binary = snapshot(coffer, dir.path())?;
@@ -260,13 +289,40 @@ fn compare(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
         "compare: cache warmed (one COPY of every table, {:.1} s)",
         warm.elapsed().as_secs_f64()
     );
+    let mut sources: Vec<Tool> = Vec::new();
+    for src in tools.iter().filter_map(Tool::source) {
+        if !sources.contains(&src) {
+            sources.push(src);
+        }
+    }
+    for src in &sources {
+        let r = ctx
+            .run(src, 0)
+            .map_err(|e| format!("{} (restore input): {e}", src.label()))?;
+        eprintln!(
+            "compare: restore input: {} in {:.2} s, {:.1} MB",
+            src.label(),
+            r.usage.wall.as_secs_f64(),
+            r.output_bytes.unwrap_or(0) as f64 / 1e6
+        );
+    }
     let rows = rounds(&ctx, &tools, args.runs)?;
     let raw = rows
         .iter()
         .flat_map(|s| s.runs.iter())
         .find_map(|r| r.raw_bytes);
-    let checks = report::checks(&rows);
+    let checks = if args.restore {
+        report::restore_checks(&rows)
+    } else {
+        report::checks(&rows)
+    };
     let mut human = header(args, coffer, &load_before);
+    if args.restore {
+        human += &format!(
+            "mode: restore into a fresh empty database ({}) each run; out MB = the restore's input\n",
+            ctx.restore_db()
+        );
+    }
     human += &format!(
         "dataset: pgbench scale {}, {} wide rows ({:.1} MB TOAST), {} small tables; {} tables, {:.1} MB on disk{}\n\n",
         spec.scale,
@@ -280,6 +336,7 @@ fn compare(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
     );
     human += &report::table(&rows, cores());
     human += "\n";
+    human += &report::phase_lines(&rows);
     human += &report::check_lines(&checks);
     let doc = report::json(
         &rows,
@@ -287,6 +344,7 @@ fn compare(args: &Args, coffer: &Path) -> Result<Vec<Check>, String> {
         cores(),
         json!({
             "dataset": dataset_json(&d, raw),
+            "mode": if args.restore { "restore" } else { "dump" },
             "jobs": args.jobs,
             "runs": args.runs,
             "coffer_args": args.coffer_args,
@@ -456,10 +514,14 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             if e.is_empty() {
-                println!("{USAGE}\ntools: {TOOL_NAMES} (default {DEFAULT_TOOLS})");
+                println!(
+                    "{USAGE}\ntools: {TOOL_NAMES} (default {DEFAULT_TOOLS}; with --restore {DEFAULT_RESTORE_TOOLS})"
+                );
                 return ExitCode::SUCCESS;
             }
-            eprintln!("compare: {e}\n{USAGE}\ntools: {TOOL_NAMES} (default {DEFAULT_TOOLS})");
+            eprintln!(
+                "compare: {e}\n{USAGE}\ntools: {TOOL_NAMES} (default {DEFAULT_TOOLS}; with --restore {DEFAULT_RESTORE_TOOLS})"
+            );
             return ExitCode::from(2);
         }
     };

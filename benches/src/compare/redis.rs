@@ -430,6 +430,8 @@ impl Ctx<'_> {
                 server_cpu,
                 output_bytes,
                 raw_bytes: None,
+                phases: Vec::new(),
+                rows_ok: None,
             },
             dbsize,
         })

@@ -85,6 +85,10 @@ impl Summary {
                     "peak_rss_bytes": r.usage.max_rss,
                     "output_bytes": r.output_bytes,
                     "raw_bytes": r.raw_bytes,
+                    "phases_s": (!r.phases.is_empty()).then(|| {
+                        r.phases.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()
+                    }),
+                    "row_counts_match": r.rows_ok,
                 })
             })
             .collect();
@@ -134,11 +138,16 @@ fn fmt_opt(v: Option<f64>, width: usize, prec: usize) -> String {
     }
 }
 
-/// The reference row: the first coffer row at the default level.
+/// The reference row: the first coffer dump row at the default level, else the first coffer
+/// row (in `--restore` mode, `coffer restore`).
 pub fn reference(rows: &[Summary]) -> Option<&Summary> {
     rows.iter()
         .find(|s| matches!(s.tool, Tool::Coffer { level: None, .. }))
         .or_else(|| rows.iter().find(|s| matches!(s.tool, Tool::Coffer { .. })))
+        .or_else(|| {
+            rows.iter()
+                .find(|s| matches!(s.tool, Tool::CofferRestore { .. }))
+        })
 }
 
 /// The table, one line per tool. `cores` gives the `CPU/cores` column: (client + server CPU)
@@ -257,6 +266,83 @@ pub fn checks(rows: &[Summary]) -> Vec<Check> {
         },
     });
     v
+}
+
+/// `coffer restore` wall must be at most this times `pg_restore -Fd -j`'s.
+pub const RESTORE_RATIO: f64 = 0.7;
+
+/// The done-when checks of `compare --restore`: coffer restore's wall time against
+/// `pg_restore -Fd -j`'s, and the row counts after every restore.
+pub fn restore_checks(rows: &[Summary]) -> Vec<Check> {
+    let coffer = rows
+        .iter()
+        .find(|s| matches!(s.tool, Tool::CofferRestore { .. }));
+    let fd = rows
+        .iter()
+        .find(|s| matches!(s.tool, Tool::PgRestoreDir { .. }));
+    let name = format!(
+        "{} wall <= {RESTORE_RATIO} x {} wall",
+        coffer.map_or("coffer restore", |c| &c.label),
+        fd.map_or("pg_restore -Fd", |p| &p.label)
+    );
+    let mut v = vec![match coffer.zip(fd) {
+        Some((c, p)) => Check {
+            name,
+            pass: Some(c.wall <= RESTORE_RATIO * p.wall),
+            detail: format!(
+                "{:.2} s vs {:.2} s: {:.2}x",
+                c.wall,
+                p.wall,
+                c.wall / p.wall
+            ),
+        },
+        None => Check {
+            name,
+            pass: None,
+            detail: "not run".into(),
+        },
+    }];
+    let verdicts: Vec<bool> = rows
+        .iter()
+        .flat_map(|s| s.runs.iter().filter_map(|r| r.rows_ok))
+        .collect();
+    let bad = verdicts.iter().filter(|ok| !**ok).count();
+    v.push(Check {
+        name: "pgbench row counts after every restore = the source's".into(),
+        pass: (!verdicts.is_empty()).then_some(bad == 0),
+        detail: format!("{} restores, {bad} differing", verdicts.len()),
+    });
+    v
+}
+
+/// For each row whose runs report phases (`coffer restore --json`): the median seconds of
+/// each phase, one line per row.
+pub fn phase_lines(rows: &[Summary]) -> String {
+    let mut out = String::new();
+    for s in rows {
+        let Some(first) = s.runs.iter().find(|r| !r.phases.is_empty()) else {
+            continue;
+        };
+        let parts: Vec<String> = first
+            .phases
+            .iter()
+            .map(|(name, _)| {
+                let secs: Vec<f64> = s
+                    .runs
+                    .iter()
+                    .filter_map(|r| r.phases.iter().find(|(n, _)| n == name).map(|p| p.1))
+                    .collect();
+                format!("{name} {:.2} s", median(&secs))
+            })
+            .collect();
+        out += &format!(
+            "{} phases (median): {} (wall {:.2} s)\n",
+            s.label,
+            parts.join(", "),
+            s.wall
+        );
+    }
+    out
 }
 
 /// The checks as `PASS name: detail` lines.

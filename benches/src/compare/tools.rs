@@ -22,10 +22,18 @@ pub enum Tool {
     /// largest first: what reading the data costs with no compression, no file and no
     /// schema — the floor any dump tool stands on.
     CopyFloor { jobs: usize },
+    /// `coffer restore pg ARCHIVE -d FRESH -j JOBS --json`, from the archive of
+    /// `coffer dump pg -j JOBS` (`compare --restore`).
+    CofferRestore { jobs: usize },
+    /// `pg_restore -j JOBS -d FRESH DIR`, from the directory of `pg_dump -Fd -j JOBS`.
+    PgRestoreDir { jobs: usize },
+    /// `pg_restore -d FRESH FILE` (one connection), from the file of `pg_dump -Fc`.
+    PgRestoreCustom,
 }
 
 /// Names accepted by `--tools`.
-pub const TOOL_NAMES: &str = "coffer, coffer-z1, coffer-j1, pg_dump-fc, pg_dump-fd, copy";
+pub const TOOL_NAMES: &str = "coffer, coffer-z1, coffer-j1, pg_dump-fc, pg_dump-fd, copy; \
+with --restore: coffer-restore, pg_restore-fd, pg_restore-fc";
 
 impl Tool {
     /// The tool for a `--tools` name, given the `--jobs` figure.
@@ -43,6 +51,9 @@ impl Tool {
             "pg_dump-fc" => Tool::PgDumpCustom,
             "pg_dump-fd" => Tool::PgDumpDir { jobs },
             "copy" => Tool::CopyFloor { jobs },
+            "coffer-restore" => Tool::CofferRestore { jobs },
+            "pg_restore-fd" => Tool::PgRestoreDir { jobs },
+            "pg_restore-fc" => Tool::PgRestoreCustom,
             _ => return None,
         })
     }
@@ -58,6 +69,22 @@ impl Tool {
             Tool::PgDumpCustom => "pg_dump -Fc".into(),
             Tool::PgDumpDir { jobs } => format!("pg_dump -Fd -j{jobs}"),
             Tool::CopyFloor { jobs } => format!("COPY floor -j{jobs}"),
+            Tool::CofferRestore { jobs } => format!("coffer restore -j{jobs}"),
+            Tool::PgRestoreDir { jobs } => format!("pg_restore -Fd -j{jobs}"),
+            Tool::PgRestoreCustom => "pg_restore -Fc -j1".into(),
+        }
+    }
+
+    /// For a restore, the dump whose output it reads (made once, untimed, before the rounds).
+    pub fn source(&self) -> Option<Tool> {
+        match self {
+            Tool::CofferRestore { jobs } => Some(Tool::Coffer {
+                jobs: *jobs,
+                level: None,
+            }),
+            Tool::PgRestoreDir { jobs } => Some(Tool::PgDumpDir { jobs: *jobs }),
+            Tool::PgRestoreCustom => Some(Tool::PgDumpCustom),
+            _ => None,
         }
     }
 
@@ -101,8 +128,13 @@ pub struct RunResult {
     pub server_cpu: Option<f64>,
     /// Bytes written (file, or the directory's files); `None` for the COPY floor.
     pub output_bytes: Option<u64>,
-    /// coffer's `raw_bytes` (COPY text bytes it read), from its `--json` summary.
+    /// coffer's `raw_bytes` (COPY text bytes it read or loaded), from its `--json` summary.
     pub raw_bytes: Option<u64>,
+    /// `coffer restore pg --json`'s `phases` (name, seconds), in the order it ran them.
+    pub phases: Vec<(String, f64)>,
+    /// For a restore: whether the pgbench tables' row counts in the restored database
+    /// matched the source's (a mismatch is also printed).
+    pub rows_ok: Option<bool>,
 }
 
 /// Tables below this size are copied several to one psql invocation in the COPY floor.
@@ -144,21 +176,29 @@ impl Ctx<'_> {
             Tool::PgDumpCustom => "dump",
             Tool::PgDumpDir { .. } => "dir",
             Tool::CopyFloor { .. } => "none",
+            // A restore writes no file; its input is its source's output.
+            _ => "none",
         };
         self.dir.join(format!("{}.{ext}", tool.key()))
     }
 
-    fn coffer_cmd(&self, jobs: usize, level: Option<i32>, out: &Path) -> Command {
+    /// `coffer <verb> pg -h … -p … -U … -d DB -j JOBS`, with no `PG*` variables inherited.
+    fn coffer_base(&self, verb: &str, db: &str, jobs: usize) -> Command {
         let mut cmd = Command::new(self.coffer);
         for (name, _) in std::env::vars_os() {
             if name.as_encoded_bytes().starts_with(b"PG") {
                 cmd.env_remove(name);
             }
         }
-        cmd.args(["dump", "pg", "-h", self.pg.host(), "-p"])
+        cmd.args([verb, "pg", "-h", self.pg.host(), "-p"])
             .arg(self.pg.port().to_string())
-            .args(["-U", self.pg.user(), "-d", &self.dataset.db, "-j"])
+            .args(["-U", self.pg.user(), "-d", db, "-j"])
             .arg(jobs.to_string());
+        cmd
+    }
+
+    fn coffer_cmd(&self, jobs: usize, level: Option<i32>, out: &Path) -> Command {
+        let mut cmd = self.coffer_base("dump", &self.dataset.db, jobs);
         if let Some(l) = level {
             cmd.arg("-Z").arg(l.to_string());
         }
@@ -191,10 +231,38 @@ impl Ctx<'_> {
         cmds
     }
 
-    /// Runs `tool` once, measured. `round` only names the log file.
+    /// The database the restores go to: dropped and created empty before each of them.
+    pub fn restore_db(&self) -> String {
+        format!("{}_restored", self.dataset.db)
+    }
+
+    fn fresh_restore_db(&self) -> Result<(), RunError> {
+        let db = self.restore_db();
+        self.pg
+            .psql(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS \"{db}\"; CREATE DATABASE \"{db}\""),
+            )
+            .map(drop)
+            .map_err(|e| RunError(format!("recreating {db}: {e}")))
+    }
+
+    /// Runs `tool` once, measured. `round` only names the log file. A restore first gets a
+    /// fresh empty database (untimed) and afterwards has its pgbench row counts checked
+    /// against the source (untimed).
     pub fn run(&self, tool: &Tool, round: usize) -> Result<RunResult, RunError> {
-        let out = self.output(tool);
-        remove(&out);
+        // A dump's output, or a restore's input (its source dump's output, kept).
+        let out = match tool.source() {
+            Some(src) => {
+                self.fresh_restore_db()?;
+                self.output(&src)
+            }
+            None => {
+                let out = self.output(tool);
+                remove(&out);
+                out
+            }
+        };
         let log_path = self.dir.join(format!("{}.{round}.log", tool.key()));
         let log = log_file(&log_path)?;
         let meter = measure::ServerCpu::new(self.pg.pid());
@@ -223,6 +291,26 @@ impl Ctx<'_> {
                 measure::run(&mut cmd, &log)
             }
             Tool::CopyFloor { jobs } => measure::run_parallel(self.copy_cmds(), *jobs, &log),
+            Tool::CofferRestore { jobs } => {
+                let mut cmd = self.coffer_base("restore", &self.restore_db(), *jobs);
+                cmd.arg("--json").arg(&out).stdout(Stdio::null());
+                measure::run(&mut cmd, &log)
+            }
+            Tool::PgRestoreDir { jobs } => {
+                let mut cmd = self.pg.client("pg_restore");
+                cmd.args(["-d", &self.restore_db(), "-j"])
+                    .arg(jobs.to_string())
+                    .arg(&out)
+                    .stdout(Stdio::null());
+                measure::run(&mut cmd, &log)
+            }
+            Tool::PgRestoreCustom => {
+                let mut cmd = self.pg.client("pg_restore");
+                cmd.args(["-d", &self.restore_db()])
+                    .arg(&out)
+                    .stdout(Stdio::null());
+                measure::run(&mut cmd, &log)
+            }
         };
         let usage = result.map_err(|e| RunError(format!("{e}\n{}", tail(&log_path))))?;
         let server_cpu = meter.as_ref().and_then(|m| {
@@ -233,22 +321,78 @@ impl Ctx<'_> {
             Tool::CopyFloor { .. } => None,
             _ => Some(dir_size(&out)),
         };
-        let raw_bytes = match tool {
-            Tool::Coffer { .. } => coffer_raw_bytes(&log_path),
+        let summary = match tool {
+            Tool::Coffer { .. } | Tool::CofferRestore { .. } => coffer_summary(&log_path),
             _ => None,
+        };
+        let raw_bytes = summary.as_ref().and_then(|d| d.get("raw_bytes")?.as_u64());
+        let phases = summary
+            .as_ref()
+            .and_then(|d| d.get("phases")?.as_object().cloned())
+            .map(|m| {
+                let mut v: Vec<(String, f64)> = m
+                    .into_iter()
+                    .filter_map(|(k, s)| Some((k, s.as_f64()?)))
+                    .collect();
+                v.sort_by_key(|(k, _)| phase_order(k));
+                v
+            })
+            .unwrap_or_default();
+        let rows_ok = match tool.source() {
+            Some(_) => Some(self.rows_match(tool)?),
+            None => None,
         };
         Ok(RunResult {
             usage,
             server_cpu,
             output_bytes,
             raw_bytes,
+            phases,
+            rows_ok,
         })
+    }
+
+    /// Compares the row counts of the pgbench tables in the restored database with the
+    /// source's, printing any difference.
+    fn rows_match(&self, tool: &Tool) -> Result<bool, RunError> {
+        let sql = PGBENCH_TABLES
+            .iter()
+            .map(|t| format!("SELECT '{t}', count(*) FROM public.{t};"))
+            .collect::<String>();
+        let count = |db: &str| {
+            self.pg
+                .psql(db, &sql)
+                .map_err(|e| RunError(format!("counting rows in {db}: {e}")))
+        };
+        let (source, restored) = (count(&self.dataset.db)?, count(&self.restore_db())?);
+        if source != restored {
+            eprintln!(
+                "compare: {}: row counts differ from the source:\nsource:\n{source}\nrestored:\n{restored}",
+                tool.label()
+            );
+        }
+        Ok(source == restored)
     }
 }
 
-/// `raw_bytes` from the JSON summary `coffer dump pg --json` prints on stderr.
-fn coffer_raw_bytes(log: &Path) -> Option<u64> {
+/// The tables whose row counts are checked after every restore.
+pub const PGBENCH_TABLES: [&str; 4] = [
+    "pgbench_accounts",
+    "pgbench_branches",
+    "pgbench_tellers",
+    "pgbench_history",
+];
+
+/// Where a restore phase goes in the report: in the order coffer runs them.
+fn phase_order(name: &str) -> usize {
+    ["clean", "pre-data", "data", "post-data"]
+        .iter()
+        .position(|p| *p == name)
+        .unwrap_or(usize::MAX)
+}
+
+/// The JSON summary `coffer dump pg --json` / `coffer restore pg --json` prints on stderr.
+fn coffer_summary(log: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(log).ok()?;
-    let doc: serde_json::Value = serde_json::from_str(&text[text.find('{')?..]).ok()?;
-    doc.get("raw_bytes")?.as_u64()
+    serde_json::from_str(&text[text.find('{')?..]).ok()
 }
