@@ -21,6 +21,9 @@ pub enum Error {
         /// The operating system's error.
         #[source]
         source: io::Error,
+        /// True when writing the output failed (the archive being written), false when
+        /// reading the input did: callers report the two differently.
+        output: bool,
     },
     /// The file does not start with the coffer magic: not an archive at all.
     #[error("not a coffer archive (bad magic at offset 0)")]
@@ -108,6 +111,16 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+            output: false,
+        }
+    }
+
+    /// Wraps an I/O error met while writing an archive.
+    pub(crate) fn io_output(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+            output: true,
         }
     }
 

@@ -105,7 +105,7 @@ impl ArchiveWriter {
             .truncate(true)
             .mode(0o600)
             .open(&partial)
-            .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+            .map_err(|e| Error::io_output(format!("creating {}", partial.display()), e))?;
         let sink = Sink::File(FileSink::new(file, partial.clone())?);
         let mut w = Self::start(sink, options)?;
         w.partial = Some((partial, path.to_path_buf()));
@@ -159,7 +159,7 @@ impl ArchiveWriter {
         let handle = std::thread::Builder::new()
             .name("coffer-appender".into())
             .spawn(move || appender.run(rx))
-            .map_err(|e| Error::io("starting the archive appender thread", e))?;
+            .map_err(|e| Error::io_output("starting the archive appender thread", e))?;
         Ok(ArchiveWriter {
             shared: Arc::new(Shared {
                 archive_id,
@@ -319,7 +319,7 @@ impl Drop for ArchiveWriter {
 
 fn publish(partial: &Path, path: &Path) -> Result<()> {
     std::fs::rename(partial, path).map_err(|e| {
-        Error::io(
+        Error::io_output(
             format!("renaming {} to {}", partial.display(), path.display()),
             e,
         )
@@ -330,7 +330,7 @@ fn publish(partial: &Path, path: &Path) -> Result<()> {
     };
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+        .map_err(|e| Error::io_output(format!("syncing directory {}", dir.display()), e))
 }
 
 /// Writes the frames of one stream. Frames go out in order; each `write_frame` call is
@@ -409,7 +409,7 @@ impl FileSink {
     fn new(file: File, path: PathBuf) -> Result<Self> {
         let clone = file
             .try_clone()
-            .map_err(|e| Error::io(format!("opening {} for syncing", path.display()), e))?;
+            .map_err(|e| Error::io_output(format!("opening {} for syncing", path.display()), e))?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
         let handle = std::thread::Builder::new()
             .name("coffer-syncer".into())
@@ -419,7 +419,7 @@ impl FileSink {
                 }
                 Ok(())
             })
-            .map_err(|e| Error::io("starting the archive syncer thread", e))?;
+            .map_err(|e| Error::io_output("starting the archive syncer thread", e))?;
         Ok(FileSink {
             out: BufWriter::with_capacity(1 << 20, file),
             path,
@@ -459,10 +459,10 @@ impl Sink {
         match self {
             Sink::File(f) => f
                 .write(bytes)
-                .map_err(|e| Error::io(format!("writing {}", f.path.display()), e)),
+                .map_err(|e| Error::io_output(format!("writing {}", f.path.display()), e)),
             Sink::Stream(w) => w
                 .write_all(bytes)
-                .map_err(|e| Error::io("writing the archive", e)),
+                .map_err(|e| Error::io_output("writing the archive", e)),
         }
     }
 
@@ -470,8 +470,10 @@ impl Sink {
         match self {
             Sink::File(f) => f
                 .flush_and_sync()
-                .map_err(|e| Error::io(format!("flushing {}", f.path.display()), e)),
-            Sink::Stream(w) => w.flush().map_err(|e| Error::io("flushing the archive", e)),
+                .map_err(|e| Error::io_output(format!("flushing {}", f.path.display()), e)),
+            Sink::Stream(w) => w
+                .flush()
+                .map_err(|e| Error::io_output("flushing the archive", e)),
         }
     }
 }

@@ -37,9 +37,7 @@ impl CliError {
                     "{path}: {e}\nhint: `coffer verify` reports what is intact; `coffer salvage` recovers it"
                 ),
             ),
-            FormatError::Io { .. } if is_output_error(&e) => {
-                CliError::new(exit::OUTPUT, e.to_string())
-            }
+            FormatError::Io { output: true, .. } => CliError::new(exit::OUTPUT, e.to_string()),
             other => CliError::new(exit::BAD_INPUT, format!("{path}: {other}")),
         }
     }
@@ -67,8 +65,4 @@ impl From<coffer_engine::Error> for CliError {
         };
         CliError::new(code, e.to_string())
     }
-}
-
-fn is_output_error(e: &FormatError) -> bool {
-    matches!(e, FormatError::Io { context, .. } if context.starts_with("writing") || context.starts_with("creating") || context.starts_with("renaming") || context.starts_with("flushing") || context.starts_with("syncing"))
 }

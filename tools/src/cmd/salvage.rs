@@ -32,11 +32,7 @@ pub fn run(
         ));
     }
     let report = coffer_format::salvage(input, output, key, level).map_err(|e| match e {
-        coffer_format::Error::Io { ref context, .. }
-            if !context.starts_with("opening") && !context.starts_with("reading") =>
-        {
-            CliError::writing(e)
-        }
+        coffer_format::Error::Io { output: true, .. } => CliError::writing(e),
         e => CliError::reading(input, e),
     })?;
     let lost: u64 = report
