@@ -90,11 +90,15 @@ fn rows_of(msg: &[u8], partial: &mut Vec<u8>, sum: &mut RowChecksum, buf: &mut V
         return;
     }
     partial.extend_from_slice(msg);
-    while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-        let row: Vec<u8> = partial.drain(..=end).collect();
-        sum.add_row(&row);
-        buf.extend_from_slice(&row);
+    // whole rows are taken in place and drained once, not copied out one by one
+    let mut start = 0;
+    while let Some(i) = partial[start..].iter().position(|&b| b == b'\n') {
+        let row = &partial[start..=start + i];
+        sum.add_row(row);
+        buf.extend_from_slice(row);
+        start += i + 1;
     }
+    partial.drain(..start);
 }
 
 /// True when the only newline in `msg` is its last byte (text COPY escapes newlines in
