@@ -21,7 +21,9 @@ pub(crate) const KEY_SLOT_LEN: usize = 92;
 pub(crate) const SUITE_CHACHA20_BLAKE3: u16 = 1;
 const MIN_KEY_FILE_LEN: usize = 32;
 
-/// Where the key of an encrypted archive comes from.
+/// Where the key of an encrypted archive comes from. Cloning copies the key material into
+/// another zeroized buffer (a backup hands one to each archive it writes at once).
+#[derive(Clone)]
 pub enum KeySource {
     /// A passphrase, stretched with Argon2id.
     Passphrase(Zeroizing<Vec<u8>>),

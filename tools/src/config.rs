@@ -19,6 +19,14 @@ enum Kind {
     Port,
     Bool,
     Url,
+    /// A whole number, 0 allowed (0 turns a keep-N rule off).
+    Count,
+    /// A zstd level, 1 to 19.
+    Level,
+    /// A number of connections or seconds, at least 1.
+    Positive,
+    /// One of the listed words.
+    Choice(&'static [&'static str]),
 }
 
 /// One known key.
@@ -124,6 +132,119 @@ const KEYS: &[Key] = &[
         secret: false,
         aliases: &[],
     },
+    // What follows is coffer's own: the seed's scripts had these as constants or flags.
+    Key {
+        name: "REDIS_USER",
+        kind: Kind::Text,
+        default: None,
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "BACKUP_POSTGRES",
+        kind: Kind::Bool,
+        default: Some("true"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "BACKUP_REDIS",
+        kind: Kind::Bool,
+        default: Some("true"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "BACKUP_JOBS",
+        kind: Kind::Positive,
+        default: Some("2"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "COMPRESS_LEVEL",
+        kind: Kind::Level,
+        default: Some("3"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "KEEP_LAST",
+        kind: Kind::Count,
+        default: Some("0"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "KEEP_DAILY",
+        kind: Kind::Count,
+        default: Some("0"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "KEEP_WEEKLY",
+        kind: Kind::Count,
+        default: Some("0"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "KEEP_MONTHLY",
+        kind: Kind::Count,
+        default: Some("0"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "NOTIFY_ON",
+        kind: Kind::Choice(&["always", "failure", "success"]),
+        default: Some("always"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "NOTIFICATION_TIMEOUT",
+        kind: Kind::Positive,
+        default: Some("10"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "NOTIFICATION_RETRIES",
+        kind: Kind::Count,
+        default: Some("3"),
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "METRICS_FILE",
+        kind: Kind::Path,
+        default: None,
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "ENCRYPTION_KEY_FILE",
+        kind: Kind::Path,
+        default: None,
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "ENCRYPTION_PASSPHRASE_FILE",
+        kind: Kind::Path,
+        default: None,
+        secret: false,
+        aliases: &[],
+    },
+    Key {
+        name: "TEST_DB_NAME",
+        kind: Kind::Text,
+        default: Some("coffer_restore_test"),
+        secret: false,
+        aliases: &[],
+    },
 ];
 
 /// Where a value came from.
@@ -221,6 +342,30 @@ impl Config {
         Ok(c)
     }
 
+    /// The value of a key, if it has one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|s| s.value.as_str())
+    }
+
+    /// The value of a key unless it is only the default: for settings where an unset key
+    /// must leave libpq's own defaults (`PGHOST`, `PGPORT`) in force.
+    pub fn explicit(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .filter(|s| s.source != Source::Default)
+            .map(|s| s.value.as_str())
+    }
+
+    /// A boolean key (already checked when loaded).
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "yes" | "1" | "on"))
+    }
+
+    /// A numeric key (already checked when loaded); 0 when unset.
+    pub fn number(&self, name: &str) -> u32 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
     fn set(&mut self, name: &str, value: String, source: Source) -> Result<(), ConfigError> {
         let Some(key) = KEYS
             .iter()
@@ -231,6 +376,10 @@ impl Config {
             return Ok(());
         };
         if let Err(why) = check(key.kind, &value) {
+            let why = match key.kind {
+                Kind::Choice(words) => format!("expected one of {}", words.join(", ")),
+                _ => why.to_string(),
+            };
             let shown = if key.secret {
                 "********".to_string()
             } else {
@@ -276,6 +425,23 @@ fn check(kind: Kind, v: &str) -> Result<(), &'static str> {
         Kind::Url if !(v.starts_with("https://") || v.starts_with("http://")) => {
             Err("expected an http:// or https:// URL")
         }
+        Kind::Count => v
+            .parse::<u32>()
+            .map(drop)
+            .map_err(|_| "expected a whole number (0 or more)"),
+        Kind::Level => v
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=19).contains(l))
+            .map(drop)
+            .ok_or("expected a zstd level from 1 to 19"),
+        Kind::Positive => v
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(drop)
+            .ok_or("expected a whole number, at least 1"),
+        Kind::Choice(words) if !words.contains(&v) => Err("not one of the accepted words"),
         _ => Ok(()),
     }
 }

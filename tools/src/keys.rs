@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use coffer_format::KeySource;
 
+use crate::config::Config;
 use crate::error::CliError;
 use crate::exit;
 
@@ -23,6 +24,26 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
+    /// The key from the command line; else from the configuration's ENCRYPTION_KEY_FILE
+    /// or ENCRYPTION_PASSPHRASE_FILE; else COFFER_PASSPHRASE. Only where the key is, never
+    /// the key, is in the configuration.
+    pub fn source_or_config(&self, config: &Config) -> Result<Option<KeySource>, CliError> {
+        if self.key_file.is_some() || self.passphrase_file.is_some() {
+            return self.source();
+        }
+        let from_config = KeyArgs {
+            key_file: config.get("ENCRYPTION_KEY_FILE").map(PathBuf::from),
+            passphrase_file: config.get("ENCRYPTION_PASSPHRASE_FILE").map(PathBuf::from),
+        };
+        if from_config.key_file.is_some() && from_config.passphrase_file.is_some() {
+            return Err(CliError::new(
+                exit::USAGE,
+                "configuration: set ENCRYPTION_KEY_FILE or ENCRYPTION_PASSPHRASE_FILE, not both",
+            ));
+        }
+        from_config.source()
+    }
+
     /// The key, if one was given.
     pub fn source(&self) -> Result<Option<KeySource>, CliError> {
         if let Some(path) = &self.key_file {

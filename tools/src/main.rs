@@ -4,14 +4,23 @@ mod cmd;
 mod config;
 mod error;
 mod exit;
+mod health;
 mod human;
 mod keys;
+mod metrics;
+mod notify;
+mod redis_check;
+mod retention;
+mod sets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use coffer_format::KeySource;
+
+use crate::error::CliError;
 use crate::keys::KeyArgs;
 
 /// coffer: fast, verified backup and restore for PostgreSQL and Redis.
@@ -94,6 +103,31 @@ enum Command {
     /// Exit 0 when everything matches, 1 on any mismatch or failed restore.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
     RestoreTest(cmd::restore_test::RestoreTestArgs),
+    /// The nightly job: PostgreSQL and Redis dumped at the same time into a backup set under
+    /// BACKUP_DIR, each archive verified, then the notification, retention and metrics.
+    ///
+    /// Reads backup.conf (see `coffer config`). Exit 0 when the set is good; otherwise the
+    /// code of the first part's failure (6 connect, 7 database, 5 output…), and the set is
+    /// recorded as failed.
+    #[command(after_help = exit::HELP)]
+    Backup(cmd::backup::BackupArgs),
+    /// Delete backup sets the retention policy does not keep (RETENTION_DAYS, KEEP_LAST,
+    /// KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY). Pinned sets and the newest good set are
+    /// always kept.
+    #[command(after_help = exit::HELP)]
+    Prune(cmd::prune::PruneArgs),
+    /// Keep a backup set whatever the retention policy says (before a major update, say).
+    #[command(after_help = exit::HELP)]
+    Pin(cmd::prune::PinArgs),
+    /// Backup health for monitoring: last good backup age, size against the recent
+    /// average, free space on the backup volume, the last restore test.
+    ///
+    /// Exit 0 OK, 1 warning, 2 critical (as monitoring plugins do).
+    Status(cmd::status::StatusArgs),
+    /// Print (or --install) the cron file or systemd units for the daily backup and the
+    /// weekly restore test.
+    #[command(after_help = exit::HELP)]
+    Schedule(cmd::schedule::ScheduleArgs),
     /// Try coffer: write, list, verify, encrypt, damage and salvage generated archives, then
     /// dump and restore throwaway PostgreSQL and Redis servers, and print a report.
     Demo {
@@ -144,29 +178,63 @@ enum ExportCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = cli.keys.source().and_then(|key| match cli.command {
-        Command::Verify { file, json } => cmd::verify::run(&file, key.as_ref(), json),
-        Command::List { file, json } => cmd::list::run(&file, key.as_ref(), json),
+    let keys = &cli.keys;
+    // the operational commands read the configuration, which may name the key; the
+    // others take it from the command line or COFFER_PASSPHRASE
+    let with_key =
+        |f: &dyn Fn(Option<KeySource>) -> Result<u8, CliError>| keys.source().and_then(f);
+    let result = match cli.command {
+        Command::Backup(args) => cmd::backup::run(args, keys),
+        Command::Prune(args) => cmd::prune::run(args, keys),
+        Command::Pin(args) => cmd::prune::pin(args, keys),
+        Command::Status(args) => cmd::status::run(args, keys),
+        Command::Schedule(args) => cmd::schedule::run(args),
+        Command::RestoreTest(args) => cmd::restore_test::run(args, keys),
+        Command::Config { config, json } => cmd::config::run(&config, json),
+        Command::Demo { dir } => cmd::demo::run(dir),
+        Command::Verify { file, json } => {
+            with_key(&|key| cmd::verify::run(&file, key.as_ref(), json))
+        }
+        Command::List { file, json } => with_key(&|key| cmd::list::run(&file, key.as_ref(), json)),
         Command::Salvage {
             file,
             output,
             level,
             force,
-        } => cmd::salvage::run(&file, &output, key, level, force),
-        Command::Demo { dir } => cmd::demo::run(dir),
-        Command::Config { config, json } => cmd::config::run(&config, json),
-        Command::RestoreTest(args) => cmd::restore_test::run(args, key),
-        Command::Dump(DumpCommand::Pg(args)) => cmd::pg::dump(args, key),
-        Command::Restore(RestoreCommand::Pg(args)) => cmd::pg::restore(args, key),
-        Command::Dump(DumpCommand::Redis(args)) => cmd::redis::dump(args, key),
-        Command::Restore(RestoreCommand::Redis(args)) => cmd::redis::restore(args, key),
-        Command::Export(ExportCommand::Redis(args)) => cmd::redis::export(args, key),
-    });
+        } => with_key(&|key| cmd::salvage::run(&file, &output, key, level, force)),
+        Command::Dump(DumpCommand::Pg(args)) => {
+            keys.source().and_then(|key| cmd::pg::dump(args, key))
+        }
+        Command::Restore(RestoreCommand::Pg(args)) => {
+            keys.source().and_then(|key| cmd::pg::restore(args, key))
+        }
+        Command::Dump(DumpCommand::Redis(args)) => {
+            keys.source().and_then(|key| cmd::redis::dump(args, key))
+        }
+        Command::Restore(RestoreCommand::Redis(args)) => {
+            keys.source().and_then(|key| cmd::redis::restore(args, key))
+        }
+        Command::Export(ExportCommand::Redis(args)) => {
+            keys.source().and_then(|key| cmd::redis::export(args, key))
+        }
+    };
     match result {
         Ok(code) => exit::code(code),
         Err(e) => {
             eprintln!("coffer: {e}");
             exit::code(e.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the definitions (unique names, valid defaults) when a command is first
+    /// parsed; this makes every subcommand's mistakes a test failure, not a user's panic.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

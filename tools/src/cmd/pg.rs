@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use coffer_engine::pg::catalog::{Filters, Pattern};
-use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv};
-use coffer_engine::pg::dump::{self, DumpOptions, Progress};
+use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv, Target};
+use coffer_engine::pg::dump::{self, DumpOptions, DumpSummary, Progress};
 use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions, Selection};
 use coffer_engine::pg::restore_stream;
 use coffer_engine::pg::toc::Section;
-use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriterOptions};
+use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriteSummary, WriterOptions};
 
 use super::output::{archive_writer, progress_bar};
 use crate::error::CliError;
@@ -113,40 +113,9 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         ..WriterOptions::default()
     };
     let writer = archive_writer(args.file.as_deref(), wopts)?;
-    let writer = Arc::new(writer);
     let bar = progress_bar(args.json);
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
-    let b = bar.clone();
-    let report: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p| match p {
-        Progress::Planned { bytes, .. } => b.set_length(bytes),
-        Progress::Copied { bytes, .. } => b.inc(bytes),
-        Progress::UnitDone { name } => b.set_message(name),
-    });
-    let summary = runtime.block_on(dump::dump(&target, &opts, writer.clone(), report));
-    let summary = match summary {
-        Ok(s) => s,
-        Err(e) => {
-            bar.abandon();
-            // every worker has let go of the writer: abandoning it removes FILE.partial
-            // and tells what stopped it, if it stopped (a full disk, say)
-            let cause = Arc::try_unwrap(writer)
-                .ok()
-                .and_then(ArchiveWriter::abandon);
-            return Err(match cause {
-                Some(io) if e.kind() == coffer_engine::ErrorKind::Archive => CliError::writing(io),
-                _ => CliError::from(e),
-            });
-        }
-    };
-    let writer = Arc::try_unwrap(writer)
-        .map_err(|_| CliError::new(exit::OUTPUT, "archive writer still in use"))?;
-    let app = serde_json::to_value(&summary.manifest).expect("manifest serialises");
-    let written = writer.finish(app).map_err(CliError::writing)?;
-    bar.finish_and_clear();
+    let (summary, written) = dump_archive(&target, &opts, writer, &bar)?;
     let secs = started.elapsed().as_secs_f64();
     if !args.json {
         for w in &summary.warnings {
@@ -181,6 +150,48 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         );
     }
     Ok(exit::OK)
+}
+
+/// Dumps `target` into `writer` and seals it; on failure the writer is abandoned (its
+/// `.partial` file removed) and the error says why, a full disk before a broken pipe.
+pub fn dump_archive(
+    target: &Target,
+    opts: &DumpOptions,
+    writer: ArchiveWriter,
+    bar: &indicatif::ProgressBar,
+) -> Result<(DumpSummary, WriteSummary), CliError> {
+    let writer = Arc::new(writer);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
+    let b = bar.clone();
+    let report: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p| match p {
+        Progress::Planned { bytes, .. } => b.set_length(bytes),
+        Progress::Copied { bytes, .. } => b.inc(bytes),
+        Progress::UnitDone { name } => b.set_message(name),
+    });
+    let summary = match runtime.block_on(dump::dump(target, opts, writer.clone(), report)) {
+        Ok(s) => s,
+        Err(e) => {
+            bar.abandon();
+            // every worker has let go of the writer: abandoning it removes FILE.partial
+            // and tells what stopped it, if it stopped (a full disk, say)
+            let cause = Arc::try_unwrap(writer)
+                .ok()
+                .and_then(ArchiveWriter::abandon);
+            return Err(match cause {
+                Some(io) if e.kind() == coffer_engine::ErrorKind::Archive => CliError::writing(io),
+                _ => CliError::from(e),
+            });
+        }
+    };
+    let writer = Arc::try_unwrap(writer)
+        .map_err(|_| CliError::new(exit::OUTPUT, "archive writer still in use"))?;
+    let app = serde_json::to_value(&summary.manifest).expect("manifest serialises");
+    let written = writer.finish(app).map_err(CliError::writing)?;
+    bar.finish_and_clear();
+    Ok((summary, written))
 }
 
 /// `coffer restore pg` options.

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use clap::Args;
 use coffer_engine::redis::archive::DbMap;
-use coffer_engine::redis::dump::{self, Progress, RedisDumpOptions};
+use coffer_engine::redis::dump::{self, Progress, RedisDumpOptions, RedisDumpSummary};
 use coffer_engine::redis::export::{self, ExportOptions};
 use coffer_engine::redis::rdbfile::{self, RdbWriteOptions};
 use coffer_engine::redis::replica::ReplicaOptions;
 use coffer_engine::redis::restore::{self, RedisRestoreOptions, RestoreProgress};
-use coffer_format::{KeySource, MappedArchive, WriterOptions};
+use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriteSummary, WriterOptions};
 
 use super::output::{archive_writer, progress_bar};
 use crate::error::CliError;
@@ -60,27 +60,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
     let writer = archive_writer(args.file.as_deref(), wopts)?;
     let bar = progress_bar(args.json);
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
-    let b = bar.clone();
-    let summary = runtime
-        .block_on(dump::dump(&opts, &writer, move |p: Progress| {
-            if let Some(t) = p.rdb_total {
-                b.set_length(t);
-            }
-            b.set_position(p.rdb_bytes);
-            b.set_message(format!("{} keys", p.keys));
-        }))
-        .map_err(|e| {
-            bar.abandon();
-            CliError::from(e)
-        })?;
-    let written = writer
-        .finish(summary.app.clone())
-        .map_err(CliError::writing)?;
-    bar.finish_and_clear();
+    let (summary, written) = dump_archive(&opts, writer, &bar)?;
     let secs = started.elapsed().as_secs_f64();
     let keys: u64 = summary.dbs.values().map(|d| d.keys).sum();
     if args.json {
@@ -111,6 +91,37 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         );
     }
     Ok(exit::OK)
+}
+
+/// Dumps the server into `writer` and seals it. On failure the writer is dropped
+/// unfinished, which removes its `.partial` file.
+pub fn dump_archive(
+    opts: &RedisDumpOptions,
+    writer: ArchiveWriter,
+    bar: &indicatif::ProgressBar,
+) -> Result<(RedisDumpSummary, WriteSummary), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::OUTPUT, e.to_string()))?;
+    let b = bar.clone();
+    let summary = runtime
+        .block_on(dump::dump(opts, &writer, move |p: Progress| {
+            if let Some(t) = p.rdb_total {
+                b.set_length(t);
+            }
+            b.set_position(p.rdb_bytes);
+            b.set_message(format!("{} keys", p.keys));
+        }))
+        .map_err(|e| {
+            bar.abandon();
+            CliError::from(e)
+        })?;
+    let written = writer
+        .finish(summary.app.clone())
+        .map_err(CliError::writing)?;
+    bar.finish_and_clear();
+    Ok((summary, written))
 }
 
 /// `coffer restore redis` options.

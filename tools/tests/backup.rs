@@ -1,0 +1,333 @@
+//! The nightly job end to end, against real servers: `coffer backup` of a live PostgreSQL
+//! and Redis from a backup.conf, the set verified, `coffer restore-test --latest`, the
+//! notifications received by a local HTTP server, `coffer status` for each alert, metrics.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use coffer_testkit::{PgServer, RedisServer};
+use common::{coffer_command, s, text};
+use serde_json::Value;
+
+/// A local HTTP server that records each POST body and answers with the given statuses
+/// in turn (200 once they run out).
+fn webhook(statuses: Vec<u16>) -> (String, mpsc::Receiver<Value>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut statuses = statuses.into_iter();
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            req.as_reader().read_to_string(&mut body).unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            let _ = tx.send(v);
+            let code = statuses.next().unwrap_or(200);
+            let _ = req.respond(tiny_http::Response::empty(code));
+        }
+    });
+    (url, rx)
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+/// A backup.conf for these servers; `extra` lines are appended.
+fn setup(pg: &PgServer, redis_port: u16, extra: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backups");
+    let conf = tmp.path().join("backup.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# as the seed's backup.conf\nBACKUP_DIR={}\nRETENTION_DAYS=30\nDB_HOST={}\nDB_PORT={}\nPOSTGRES_DB=shop\nPOSTGRES_USER={}\nREDIS_HOST=127.0.0.1\nREDIS_PORT={redis_port}\nENVIRONMENT=test\n{extra}",
+            s(&dir),
+            pg.host(),
+            pg.port(),
+            pg.user(),
+        ),
+    )
+    .unwrap();
+    Setup {
+        _tmp: tmp,
+        dir,
+        conf,
+    }
+}
+
+fn run(conf: &Path, args: &[&str]) -> std::process::Output {
+    coffer_command()
+        .args(args)
+        .arg("--config")
+        .arg(conf)
+        .output()
+        .unwrap()
+}
+
+fn servers() -> (PgServer, RedisServer) {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);
+         INSERT INTO items SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 5000) g;
+         CREATE TABLE orders (id bigserial PRIMARY KEY, item int REFERENCES items, at timestamptz DEFAULT now());
+         INSERT INTO orders (item) SELECT 1 + g % 5000 FROM generate_series(1, 20000) g;",
+    )
+    .unwrap();
+    let redis = RedisServer::start().unwrap();
+    for args in [
+        &[&b"SET"[..], b"session:1", b"alice"][..],
+        &[b"HSET", b"user:1", b"name", b"alice", b"plan", b"pro"],
+        &[b"RPUSH", b"queue", b"a", b"b", b"c"],
+        &[b"SADD", b"tags", b"x", b"y"],
+        &[b"ZADD", b"board", b"1.5", b"alice", b"-inf", b"bob"],
+        &[b"SET", b"cache:ttl", b"v", b"PX", b"86400000"],
+        &[b"SELECT", b"1"],
+        &[b"SET", b"other-db", b"\x00\xff"],
+    ] {
+        redis.command(args).unwrap();
+    }
+    (pg, redis)
+}
+
+fn sets(dir: &Path) -> Vec<Value> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(dir.join("sets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            (
+                s(&p).to_string(),
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn backup_verify_restore_test_notify_metrics_status() {
+    let (pg, redis) = servers();
+    let (url, hook) = webhook(vec![500]);
+    let tmp_key = tempfile::tempdir().unwrap();
+    let pass = tmp_key.path().join("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let st = setup(
+        &pg,
+        redis.port(),
+        &format!(
+            "NOTIFICATION_ENABLED=true\nNOTIFICATION_URL={url}\nENCRYPTION_PASSPHRASE_FILE={}\nMETRICS_FILE={}/coffer.prom\n",
+            s(&pass),
+            s(tmp_key.path())
+        ),
+    );
+
+    let o = run(&st.conf, &["backup"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // the layout, private
+    let set = &sets(&st.dir)[0];
+    let id = set["id"].as_str().unwrap();
+    assert_eq!(set["ok"], true, "{set}");
+    assert_eq!(set["encrypted"], true);
+    let pg_file = st.dir.join(format!("postgres/shop_{id}.coffer"));
+    let redis_file = st.dir.join(format!("redis/redis_{id}.coffer"));
+    for d in ["", "postgres", "redis", "sets", "logs"] {
+        assert_eq!(mode(&st.dir.join(d)), 0o700, "{d}");
+    }
+    for f in [
+        &pg_file,
+        &redis_file,
+        &st.dir.join(format!("sets/{id}.json")),
+    ] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    let month = &id[..6];
+    let log = std::fs::read_to_string(st.dir.join(format!("logs/backup_{month}.log"))).unwrap();
+    assert!(log.contains(&format!("backup {id} succeeded")), "{log}");
+    assert!(!log.contains("correct horse"));
+
+    // what the record says is what is on disk
+    let parts = set["parts"].as_array().unwrap();
+    let pg_part = parts.iter().find(|p| p["kind"] == "postgres").unwrap();
+    let redis_part = parts.iter().find(|p| p["kind"] == "redis").unwrap();
+    assert_eq!(pg_part["rows"], 25000);
+    assert_eq!(pg_part["tables"], 2);
+    assert_eq!(redis_part["keys"], 7);
+    for (part, file) in [(pg_part, &pg_file), (redis_part, &redis_file)] {
+        let bytes = std::fs::read(file).unwrap();
+        assert_eq!(part["bytes"], bytes.len() as u64);
+        assert_eq!(part["blake3"], blake3::hash(&bytes).to_hex().as_str());
+        assert_eq!(part["verified"], true);
+        // encrypted: unreadable without the key, intact with it
+        let o = coffer_command()
+            .args(["verify", "--passphrase-file", s(&pass), s(file)])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let o = coffer_command().args(["list", s(file)]).output().unwrap();
+        assert_eq!(o.status.code(), Some(4), "no key: {}", text(&o));
+    }
+    assert!(!st.dir.join(".incoming").join(id).exists());
+
+    // the notification: first answered 500, retried, then delivered
+    let first = hook.recv_timeout(Duration::from_secs(5)).unwrap();
+    let second = hook.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first["result"], "success");
+    assert_eq!(first["set"], id);
+    assert_eq!(first["environment"], "test");
+    assert!(log.contains("notification sent"), "{log}");
+
+    // restore test of the whole set
+    let o = run(&st.conf, &["restore-test", "--latest"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("compared key by key"), "{out}");
+    assert_eq!(out.matches("PASSED").count(), 2, "{out}");
+    let set = &sets(&st.dir)[0];
+    assert_eq!(set["restore_tests"][0]["passed"], true, "{set}");
+    let o = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname = 'coffer_restore_test'",
+    );
+    assert_eq!(o.unwrap().trim(), "0", "the test database is dropped");
+
+    // metrics
+    let prom = std::fs::read_to_string(tmp_key.path().join("coffer.prom")).unwrap();
+    for line in [
+        "coffer_backup_last_run_success{environment=\"test\"} 1",
+        "coffer_restore_test_last_success{environment=\"test\"} 1",
+        "coffer_backup_rows{environment=\"test\",part=\"postgres\"} 25000",
+        "coffer_backup_keys{environment=\"test\",part=\"redis\"} 7",
+    ] {
+        assert!(prom.contains(line), "{line} in\n{prom}");
+    }
+    let last_ok = prom
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("coffer_backup_last_success_timestamp_seconds{environment=\"test\"} ")
+        })
+        .unwrap();
+    let age = chrono::Utc::now().timestamp() as f64 - last_ok.parse::<f64>().unwrap();
+    assert!((0.0..600.0).contains(&age), "{age}");
+
+    // all is well (free space judged in another test)
+    let o = run(&st.conf, &["status", "--min-free", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Redis goes away: the set fails, PostgreSQL's archive is still published, the failure
+    // is notified, and status turns critical
+    drop(redis);
+    let o = run(&st.conf, &["backup"]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let all = sets(&st.dir);
+    assert_eq!(all.len(), 2);
+    let failed = &all[1];
+    assert_eq!(failed["ok"], false);
+    let fid = failed["id"].as_str().unwrap();
+    let fparts = failed["parts"].as_array().unwrap();
+    let fredis = fparts.iter().find(|p| p["kind"] == "redis").unwrap();
+    assert!(
+        fredis["error"].as_str().unwrap().contains("connect"),
+        "{fredis}"
+    );
+    assert!(fredis.get("file").is_none());
+    assert!(st.dir.join(format!("postgres/shop_{fid}.coffer")).exists());
+    let leftovers: Vec<_> = walk(&st.dir)
+        .into_iter()
+        .filter(|p| s(p).ends_with(".partial") || s(p).contains(&format!("redis_{fid}")))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let n = hook.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(n["result"], "failure");
+    assert_eq!(n["set"], fid);
+    let o = run(&st.conf, &["status", "--min-free", "0", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let last = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "last_backup")
+        .unwrap();
+    assert_eq!(last["level"], "critical");
+
+    // the newest good set is the first one: --latest tests it, not the failed one
+    let o = run(&st.conf, &["restore-test", "--latest", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["set"], id);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_damaged_archive_fails_the_restore_test_and_status_says_so() {
+    let (pg, redis) = servers();
+    let st = setup(&pg, redis.port(), "BACKUP_REDIS=false\n");
+    let o = run(&st.conf, &["backup"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let set = &sets(&st.dir)[0];
+    let id = set["id"].as_str().unwrap();
+    assert_eq!(set["parts"].as_array().unwrap().len(), 1);
+    let file = st.dir.join(format!("postgres/shop_{id}.coffer"));
+
+    // flip a byte inside the first data frame of `orders`
+    let a = coffer_format::MappedArchive::open(&file, None).unwrap();
+    let stream = a
+        .streams()
+        .iter()
+        .find(|st| st.descriptor.name == "public.orders")
+        .unwrap()
+        .clone();
+    let frame = a.data_entries(&stream)[0];
+    drop(a);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[(frame.file_offset + 200) as usize] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let o = run(&st.conf, &["restore-test", "--latest"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("public.orders"), "{}", text(&o));
+    let set = &sets(&st.dir)[0];
+    assert_eq!(set["restore_tests"][0]["passed"], false);
+    let o = run(&st.conf, &["status", "--min-free", "0", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "restore_test")
+        .unwrap();
+    assert_eq!(f["level"], "critical", "{f}");
+    assert!(
+        f["message"].as_str().unwrap().contains("public.orders"),
+        "{f}"
+    );
+}
