@@ -176,7 +176,27 @@ enum ExportCommand {
     Redis(cmd::redis::ExportArgs),
 }
 
+/// `coffer list … | head` closes standard output early; `println!` then panics. Like
+/// other command-line tools, coffer stops quietly instead, with the shell's code for
+/// SIGPIPE. (Restoring SIGPIPE's default action would need `unsafe`, and would also kill
+/// a dump writing to a pipe before it could say why.)
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let keys = &cli.keys;
     // the operational commands read the configuration, which may name the key; the

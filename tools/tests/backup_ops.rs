@@ -406,6 +406,18 @@ fn schedule_output_is_valid_cron_and_systemd() {
         eprintln!("systemd-analyze not installed: the units were checked by content only");
     }
 
+    // a reader that goes away (`coffer schedule | head -0`) ends coffer quietly
+    let mut child = coffer_command()
+        .args(["schedule", "--config", s(&conf)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 141)), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+
     let o = coffer_command()
         .args(["schedule", "--backup-at", "25:00"])
         .output()
