@@ -38,14 +38,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check every checksum, frame and stream of an archive, without a database.
+    /// Check every checksum, frame and stream of an archive, without a database; or of
+    /// every archive of a backup set, given its record (BACKUP_DIR/sets/<id>.json).
     ///
     /// Exit 0 and a summary when the archive is intact; exit 1 naming each damaged frame
     /// (byte offset, stream, sequence number) otherwise. Without the key, an encrypted
     /// archive is scrubbed: stored bytes are checked, payloads are not decrypted.
     #[command(after_help = exit::HELP)]
     Verify {
-        /// The archive.
+        /// The archive, or a backup set's record.
         file: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]

@@ -183,6 +183,44 @@ fn backup_verify_restore_test_notify_metrics_status() {
     }
     assert!(!st.dir.join(".incoming").join(id).exists());
 
+    // the set verified as a whole: every archive intact and the file the record names
+    let record = st.dir.join(format!("sets/{id}.json"));
+    let o = coffer_command()
+        .args(["verify", "--passphrase-file", s(&pass), s(&record)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("set {id}: intact")),
+        "{}",
+        text(&o)
+    );
+    // a copy that is not the recorded file (replaced by another valid archive) is caught
+    let original = std::fs::read(&redis_file).unwrap();
+    std::fs::copy(&pg_file, &redis_file).unwrap();
+    let o = coffer_command()
+        .args(["verify", "--passphrase-file", s(&pass), s(&record)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("BLAKE3 differs"), "{}", text(&o));
+    std::fs::write(&redis_file, original).unwrap();
+
+    // a wrong key is a clear error (exit 4), and records nothing
+    let wrong = tmp_key.path().join("wrong");
+    std::fs::write(&wrong, "battery staple").unwrap();
+    let o = run(
+        &st.conf,
+        &["restore-test", "--latest", "--passphrase-file", s(&wrong)],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrong passphrase or key file"),
+        "{}",
+        text(&o)
+    );
+    assert!(sets(&st.dir)[0].get("restore_tests").is_none());
+
     // the notification: first answered 500, retried, then delivered
     let first = hook.recv_timeout(Duration::from_secs(5)).unwrap();
     let second = hook.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -205,6 +243,20 @@ fn backup_verify_restore_test_notify_metrics_status() {
         "SELECT count(*) FROM pg_database WHERE datname = 'coffer_restore_test'",
     );
     assert_eq!(o.unwrap().trim(), "0", "the test database is dropped");
+
+    // without redis-server on the machine, the Redis part is decoded and checked, and the
+    // report says so
+    let o = coffer_command()
+        .args(["restore-test", "--latest", "--config", s(&st.conf)])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("redis-server not found"), "{}", text(&o));
+    assert_eq!(
+        sets(&st.dir)[0]["restore_tests"].as_array().unwrap().len(),
+        2
+    );
 
     // metrics
     let prom = std::fs::read_to_string(tmp_key.path().join("coffer.prom")).unwrap();

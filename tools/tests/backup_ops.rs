@@ -187,6 +187,34 @@ fn prune_keeps_exactly_what_the_policy_says() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
 
+#[test]
+fn a_missing_key_file_or_an_unwritable_backup_dir_is_a_clear_error() {
+    let h = history("ENCRYPTION_KEY_FILE=/nonexistent/key\n");
+    let o = coffer_in(&h, &["backup"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("/nonexistent/key"), "{}", text(&o));
+
+    let h = history("ENCRYPTION_KEY_FILE=/a\nENCRYPTION_PASSPHRASE_FILE=/b\n");
+    let o = coffer_in(&h, &["backup"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // BACKUP_DIR under a regular file cannot be created
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("file"), "").unwrap();
+    let conf = tmp.path().join("backup.conf");
+    std::fs::write(
+        &conf,
+        format!("BACKUP_DIR={}/file/backups\n", s(tmp.path())),
+    )
+    .unwrap();
+    let o = coffer_command()
+        .args(["backup", "--config", s(&conf)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(text(&o).contains("file/backups"), "{}", text(&o));
+}
+
 fn status(h: &History, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["status", "--json"];
     args.extend(extra);

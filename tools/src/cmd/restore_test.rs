@@ -435,6 +435,8 @@ pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
         };
         let path = ops.dir.root.join(file);
         let outcome = match open(&path, ops.key.as_ref()) {
+            // a missing or wrong key says nothing about the backup: stop, record nothing
+            Err(e) if e.code == exit::KEY => return Err(e),
             Err(e) => Outcome {
                 passed: false,
                 line: format!("{}: FAILED: {}", kind.name(), e.message),

@@ -1,15 +1,22 @@
-//! `coffer verify FILE`: every check of the format, without a database.
+//! `coffer verify FILE`: every check of the format, without a database. FILE may also be a
+//! backup set's record (`BACKUP_DIR/sets/<id>.json`): then every archive of the set is
+//! verified and its BLAKE3 compared with the one recorded when it was written.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use coffer_format::{KeySource, VerifyReport};
 
+use super::ops::hash_file;
 use crate::error::CliError;
+use crate::sets::SetRecord;
 use crate::{exit, human};
 
 /// Verifies `path`; prints a summary (or JSON) and returns the exit code.
 pub fn run(path: &Path, key: Option<&KeySource>, json: bool) -> Result<u8, CliError> {
+    if path.extension().is_some_and(|x| x == "json") {
+        return verify_set(path, key, json);
+    }
     let report = coffer_format::verify(path, key).map_err(|e| CliError::reading(path, e))?;
     if json {
         println!(
@@ -81,4 +88,86 @@ pub fn render(path: &Path, r: &VerifyReport) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Verifies every archive of a backup set, and that each is the file the set recorded.
+fn verify_set(record: &Path, key: Option<&KeySource>, json: bool) -> Result<u8, CliError> {
+    let bytes = std::fs::read(record)
+        .map_err(|e| CliError::new(exit::BAD_INPUT, format!("{}: {e}", record.display())))?;
+    let set: SetRecord = serde_json::from_slice(&bytes).map_err(|e| {
+        CliError::new(
+            exit::BAD_INPUT,
+            format!("{}: not a backup set record: {e}", record.display()),
+        )
+    })?;
+    // sets/<id>.json lives in BACKUP_DIR/sets/
+    let root = record
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let mut problems = Vec::new();
+    let mut parts = Vec::new();
+    if !set.ok {
+        problems.push(format!("set {} was recorded as failed", set.id));
+    }
+    for part in &set.parts {
+        let kind = part.kind.map_or("?", |k| k.name());
+        let Some(file) = &part.file else {
+            problems.push(format!(
+                "{kind}: no archive ({})",
+                part.error.as_deref().unwrap_or("the part failed")
+            ));
+            continue;
+        };
+        let path = root.join(file);
+        if !path.exists() {
+            problems.push(format!("{kind}: {} is missing", path.display()));
+            continue;
+        }
+        let hash = hash_file(&path)?;
+        let hash_ok = part.blake3.as_deref() == Some(hash.as_str());
+        if !hash_ok {
+            problems.push(format!(
+                "{kind}: {} is not the file the set recorded (BLAKE3 differs)",
+                path.display()
+            ));
+        }
+        let report = coffer_format::verify(&path, key).map_err(|e| CliError::reading(&path, e))?;
+        if !report.is_intact() {
+            problems.push(format!(
+                "{kind}: {} is damaged ({} problems)",
+                path.display(),
+                report.problems.len()
+            ));
+        }
+        if !json {
+            print!("{}", render(&path, &report));
+        }
+        parts.push(serde_json::json!({"kind": kind, "file": file, "blake3_matches": hash_ok, "report": report}));
+    }
+    if json {
+        let doc = serde_json::json!({"set": set.id, "intact": problems.is_empty(), "problems": problems, "parts": parts});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serialises")
+        );
+    } else {
+        println!(
+            "set {}: {}",
+            set.id,
+            if problems.is_empty() {
+                "intact"
+            } else {
+                "NOT INTACT"
+            }
+        );
+        for p in &problems {
+            println!("  {p}");
+        }
+    }
+    Ok(if problems.is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
 }
