@@ -138,6 +138,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<u8, CliError> {
 
     pg_demo(&dir, &mut steps);
     redis_demo(&dir, &mut steps);
+    nightly_demo(&dir, &mut steps);
 
     println!("\n== report");
     let mut all = true;
@@ -145,7 +146,6 @@ pub fn run(dir: Option<PathBuf>) -> Result<u8, CliError> {
         println!("  [{}] {what}", if *ok { "ok" } else { "FAILED" });
         all &= ok;
     }
-    println!("\nNot yet in this demo: the nightly backup job (coffer backup, prune, status).");
     Ok(if all { exit::OK } else { exit::DAMAGED })
 }
 
@@ -432,5 +432,90 @@ fn redis_demo(dir: &Path, steps: &mut Vec<(String, bool)>) {
             println!("Redis part failed: {e}");
             steps.push(("Redis dump and restore".into(), false));
         }
+    }
+}
+
+/// The nightly job as cron would run it: a backup.conf, `coffer backup` of a PostgreSQL
+/// and a Redis server together, `coffer restore-test --latest`, `coffer status`, and the
+/// schedule that would run them.
+fn nightly_demo(dir: &Path, steps: &mut Vec<(String, bool)>) {
+    println!("\n== the nightly job: throwaway PostgreSQL and Redis, a backup.conf");
+    let servers = coffer_testkit::PgServer::start()
+        .map_err(|e| e.to_string())
+        .and_then(|pg| {
+            pg.create_database("shop").map_err(|e| e.to_string())?;
+            pg.psql(
+                "shop",
+                "CREATE TABLE orders (id int PRIMARY KEY, total numeric, note text);
+                 INSERT INTO orders SELECT g, g * 0.25, 'order ' || g FROM generate_series(1, 50000) g;",
+            )
+            .map_err(|e| e.to_string())?;
+            let redis = coffer_testkit::RedisServer::start().map_err(|e| e.to_string())?;
+            redis
+                .command(&[b"SET", b"session:1", b"alice"])
+                .map_err(|e| e.to_string())?;
+            Ok((pg, redis))
+        });
+    let (pg, redis) = match servers {
+        Ok(s) => s,
+        Err(e) => {
+            println!("skipped: {e}");
+            steps.push(("the nightly job (servers could not start)".into(), false));
+            return;
+        }
+    };
+    let conf = dir.join("backup.conf");
+    let text = format!(
+        "BACKUP_DIR={}\nRETENTION_DAYS=30\nDB_HOST={}\nDB_PORT={}\nPOSTGRES_DB=shop\nPOSTGRES_USER={}\nREDIS_HOST=127.0.0.1\nREDIS_PORT={}\nENVIRONMENT=demo\nMETRICS_FILE={}\n",
+        dir.join("backups").display(),
+        pg.host(),
+        pg.port(),
+        pg.user(),
+        redis.port(),
+        dir.join("coffer.prom").display(),
+    );
+    if let Err(e) = std::fs::write(&conf, text) {
+        println!("writing {}: {e}", conf.display());
+        steps.push(("the nightly job (backup.conf)".into(), false));
+        return;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            println!("cannot find the coffer binary: {e}");
+            steps.push(("the nightly job".into(), false));
+            return;
+        }
+    };
+    let conf = conf.display().to_string();
+    for (args, what, want) in [
+        (
+            vec!["backup"],
+            "coffer backup: both databases at once into a verified set",
+            0,
+        ),
+        (
+            vec!["restore-test", "--latest"],
+            "coffer restore-test --latest: the set restored into throwaway servers and checked",
+            0,
+        ),
+        (
+            vec!["status", "--min-free", "0"],
+            "coffer status: every alert check OK",
+            0,
+        ),
+        (
+            vec!["schedule", "--format", "cron"],
+            "coffer schedule: the cron lines for it",
+            0,
+        ),
+    ] {
+        println!("\n== coffer {} --config {conf}", args.join(" "));
+        let code = std::process::Command::new(&exe)
+            .args(&args)
+            .args(["--config", &conf])
+            .status()
+            .map(|s| s.code());
+        steps.push((what.into(), code.ok().flatten() == Some(want)));
     }
 }
