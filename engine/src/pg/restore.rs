@@ -306,10 +306,17 @@ impl RestoreOptions {
 /// Progress, reported as it happens.
 #[derive(Clone, Debug)]
 pub enum Progress {
-    /// A phase starts, with the raw bytes of data it will load (data phase).
-    Phase { name: &'static str, bytes: u64 },
+    /// A phase starts, with the raw bytes of data it will load (data phase) or the number
+    /// of entries it will run (the others); 0 when not known ahead (from a pipe).
+    Phase {
+        name: &'static str,
+        bytes: u64,
+        entries: u64,
+    },
     /// Raw data bytes loaded since the last report.
     Loaded { bytes: u64 },
+    /// One entry of a schema phase done.
+    Entry,
 }
 
 /// What a restore did.
@@ -368,29 +375,27 @@ pub async fn restore(
         progress(Progress::Phase {
             name: "clean",
             bytes: 0,
+            entries: 0,
         });
         clean(&leader, entries, opts).await?;
         summary.phases.push(("clean", t.elapsed()));
     }
+    // tables created by this restore: their data may load with COPY FREEZE
+    let mut created = HashSet::new();
     if opts.wants(Section::PreData) {
         let t = Instant::now();
-        progress(Progress::Phase {
-            name: "pre-data",
-            bytes: 0,
-        });
-        for e in entries.iter().filter(|e| e.section == Section::PreData) {
-            failures.tolerate(opts, run_entry(&leader, e, opts).await)?;
-        }
+        created = pre_data(&leader, entries, opts, &progress, &failures).await?;
         summary.phases.push(("pre-data", t.elapsed()));
     }
     if opts.wants(Section::Data) {
         let t = Instant::now();
-        let units = data_units(&pg, entries, &archive)?;
+        let units = data_units(&pg, entries, &archive, &created)?;
         let bytes: u64 = units.iter().map(|u| u.bytes).sum();
         summary.raw_bytes = bytes;
         progress(Progress::Phase {
             name: "data",
             bytes,
+            entries: 0,
         });
         let queue = Arc::new(Mutex::new(VecDeque::from(units)));
         let mut workers = Vec::new();
@@ -416,22 +421,21 @@ pub async fn restore(
     }
     if opts.wants(Section::PostData) {
         let t = Instant::now();
-        progress(Progress::Phase {
-            name: "post-data",
-            bytes: 0,
-        });
-        post_data(entries, target, opts, &failures).await?;
+        post_data(entries, target, opts, &progress, &failures).await?;
         summary.phases.push(("post-data", t.elapsed()));
         let t = Instant::now();
-        progress(Progress::Phase {
-            name: "privileges",
-            bytes: 0,
-        });
-        for e in entries
+        let acl: Vec<&TocEntry> = entries
             .iter()
             .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
-        {
+            .collect();
+        progress(Progress::Phase {
+            name: "privileges and refreshes",
+            bytes: 0,
+            entries: acl.len() as u64,
+        });
+        for e in acl {
             failures.tolerate(opts, run_entry(&leader, e, opts).await)?;
+            progress(Progress::Entry);
         }
         summary
             .phases
@@ -439,6 +443,35 @@ pub async fn restore(
     }
     failures.into_result()?;
     Ok(summary)
+}
+
+/// Pre-data in TOC order on one connection; returns the ids of the tables it created.
+pub(super) async fn pre_data(
+    leader: &Client,
+    entries: &[TocEntry],
+    opts: &RestoreOptions,
+    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+    failures: &Failures,
+) -> Result<HashSet<u32>> {
+    let pre: Vec<&TocEntry> = entries
+        .iter()
+        .filter(|e| e.section == Section::PreData)
+        .collect();
+    progress(Progress::Phase {
+        name: "pre-data",
+        bytes: 0,
+        entries: pre.len() as u64,
+    });
+    let mut created = HashSet::new();
+    for e in pre {
+        let r = run_entry(leader, e, opts).await;
+        if r.is_ok() && e.kind == "TABLE" {
+            created.insert(e.id);
+        }
+        failures.tolerate(opts, r)?;
+        progress(Progress::Entry);
+    }
+    Ok(created)
 }
 
 /// `--create`: creates a database named `name` (by default the archive's database), from
@@ -530,8 +563,11 @@ async fn single_transaction(
         progress(Progress::Phase {
             name: "data",
             bytes: 0,
+            entries: 0,
         });
-        for u in data_units(pg, entries, archive)? {
+        // no FREEZE: in one transaction the tables were created by it anyway, and the
+        // load is one connection's
+        for u in data_units(pg, entries, archive, &HashSet::new())? {
             summary.raw_bytes += u.bytes;
             load_unit(&client, archive, &u, progress)
                 .await
@@ -659,8 +695,14 @@ struct DataUnit {
 }
 
 enum DataKind {
-    /// A table part: COPY these frames of this stream.
-    Copy { copy_sql: String, stream: u32 },
+    /// A table part: COPY these frames of this stream. With `freeze` (the whole table, in
+    /// one stream, created by this restore), in a transaction that first truncates it,
+    /// so that COPY FREEZE can write the rows frozen and all-visible.
+    Copy {
+        copy_sql: String,
+        stream: u32,
+        freeze: Option<String>,
+    },
     /// A large object: `lo_put` each frame at its offset.
     LargeObject { oid: u32, stream: u32 },
     /// A statement (sequence values).
@@ -671,6 +713,7 @@ fn data_units(
     pg: &PgArchive,
     entries: &[TocEntry],
     archive: &MappedArchive,
+    created: &HashSet<u32>,
 ) -> Result<Vec<DataUnit>> {
     let tables = pg.tables();
     let los: HashMap<u32, &super::dump::LargeObjectStats> = pg
@@ -690,6 +733,8 @@ fn data_units(
     for e in entries.iter().filter(|e| e.section == Section::Data) {
         if let Some(data) = &e.data {
             let Some(t) = tables.get(&e.id) else { continue };
+            let freeze = (t.streams.len() == 1 && e.deps.iter().any(|d| created.contains(d)))
+                .then(|| data.qualified.clone());
             for &stream in &t.streams {
                 let bytes = raw_of(stream).ok_or_else(|| {
                     Error::new(
@@ -703,6 +748,7 @@ fn data_units(
                     kind: DataKind::Copy {
                         copy_sql: data.copy_sql("FROM STDIN"),
                         stream,
+                        freeze: freeze.clone(),
                     },
                 });
             }
@@ -768,24 +814,30 @@ async fn load_unit(
         archive.data_entries(info)
     };
     match &u.kind {
-        DataKind::Copy { copy_sql, stream } => {
-            let sink = client
-                .copy_in::<_, Bytes>(copy_sql.as_str())
+        DataKind::Copy {
+            copy_sql,
+            stream,
+            freeze,
+        } => {
+            let Some(table) = freeze else {
+                return copy(client, archive, copy_sql, frames(*stream), progress).await;
+            };
+            client
+                .batch_execute(&format!("BEGIN; TRUNCATE ONLY {table}"))
                 .await
-                .map_err(|e| sql_error(e, "starting COPY"))?;
-            futures::pin_mut!(sink);
-            for f in frames(*stream) {
-                let rows = archive.read_frame(f).map_err(Error::from)?;
-                progress(Progress::Loaded {
-                    bytes: rows.len() as u64,
-                });
-                sink.send(Bytes::from(rows))
+                .map_err(|e| sql_error(e, "starting the COPY FREEZE transaction"))?;
+            let sql = format!("{copy_sql} WITH (FREEZE)");
+            let mut r = copy(client, archive, &sql, frames(*stream), progress).await;
+            if r.is_ok() {
+                r = client
+                    .batch_execute("COMMIT")
                     .await
-                    .map_err(|e| sql_error(e, "sending COPY data"))?;
+                    .map_err(|e| sql_error(e, "committing COPY FREEZE"));
+            } else {
+                // leave the session usable for the next unit (--no-exit-on-error)
+                let _ = client.batch_execute("ROLLBACK").await;
             }
-            sink.finish()
-                .await
-                .map_err(|e| sql_error(e, "finishing COPY"))?;
+            r?;
         }
         DataKind::LargeObject { oid, stream } => {
             for f in frames(*stream) {
@@ -811,6 +863,34 @@ async fn load_unit(
     Ok(())
 }
 
+/// Streams `frames` into `COPY … FROM STDIN`.
+async fn copy(
+    client: &Client,
+    archive: &MappedArchive,
+    copy_sql: &str,
+    frames: &[coffer_format::IndexEntry],
+    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<()> {
+    let sink = client
+        .copy_in::<_, Bytes>(copy_sql)
+        .await
+        .map_err(|e| sql_error(e, "starting COPY"))?;
+    futures::pin_mut!(sink);
+    for f in frames {
+        let rows = archive.read_frame(f).map_err(Error::from)?;
+        progress(Progress::Loaded {
+            bytes: rows.len() as u64,
+        });
+        sink.send(Bytes::from(rows))
+            .await
+            .map_err(|e| sql_error(e, "sending COPY data"))?;
+    }
+    sink.finish()
+        .await
+        .map_err(|e| sql_error(e, "finishing COPY"))?;
+    Ok(())
+}
+
 /// The tables an entry works on: the TABLE entries among its dependencies.
 fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
     e.deps
@@ -824,6 +904,68 @@ fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
         .collect()
 }
 
+/// The post-data entries, with each plain PRIMARY KEY or UNIQUE constraint split in two:
+/// `CREATE UNIQUE INDEX` (which takes only a SHARE lock, so it builds beside the table's
+/// other indexes) and `ADD CONSTRAINT … USING INDEX` (quick: the index is there). Only
+/// the forms PostgreSQL accepts that way: a b-tree on plain columns, not deferrable, no
+/// INCLUDE, storage options or tablespace, not on a partitioned table. The index takes
+/// the constraint's name, as `ADD CONSTRAINT` would have given it.
+fn keys_through_indexes(all: &[TocEntry], by_id: &HashMap<u32, &TocEntry>) -> Vec<TocEntry> {
+    let mut next_id = all.iter().map(|e| e.id).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for e in all.iter().filter(|e| e.section == Section::PostData) {
+        let split = (e.kind == "CONSTRAINT")
+            .then(|| key_constraint(&e.sql))
+            .flatten()
+            .filter(|_| {
+                tables_of(e, by_id)
+                    .iter()
+                    .all(|t| !by_id[t].sql.contains("\nPARTITION BY "))
+            });
+        let Some((table, name, key, cols)) = split else {
+            out.push(e.clone());
+            continue;
+        };
+        next_id += 1;
+        out.push(TocEntry {
+            id: next_id,
+            kind: "INDEX".into(),
+            sql: format!("CREATE UNIQUE INDEX {name} ON {table} USING btree ({cols});"),
+            owner_sql: None,
+            drop_sql: None,
+            drop_if_exists_sql: None,
+            ..e.clone()
+        });
+        let mut constraint = e.clone();
+        constraint.sql = format!(
+            "ALTER TABLE ONLY {table}\n    ADD CONSTRAINT {name} {key} USING INDEX {name};"
+        );
+        constraint.deps.push(next_id);
+        out.push(constraint);
+    }
+    out
+}
+
+/// `ALTER TABLE ONLY t\n    ADD CONSTRAINT name PRIMARY KEY (cols);` (or UNIQUE) in
+/// exactly the form the dump writes for a plain key: (table, name, key words, columns).
+fn key_constraint(sql: &str) -> Option<(&str, &str, &str, &str)> {
+    let rest = sql.strip_prefix("ALTER TABLE ONLY ")?;
+    let (table, rest) = rest.split_once("\n    ADD CONSTRAINT ")?;
+    let (name, rest) = rest
+        .split_once(" PRIMARY KEY (")
+        .map(|(n, r)| (n, ("PRIMARY KEY", r)))
+        .or_else(|| {
+            rest.split_once(" UNIQUE (")
+                .map(|(n, r)| (n, ("UNIQUE", r)))
+        })?;
+    let (key, rest) = rest;
+    let cols = rest.strip_suffix(");")?;
+    // anything more (INCLUDE, WITH, a tablespace, DEFERRABLE) brings parentheses or
+    // text after the column list; and quoted names with parentheses are left alone
+    let plain = |s: &str| !s.contains(['(', ')', ';', '\n']);
+    (plain(table) && plain(name) && plain(cols)).then_some((table, name, key, cols))
+}
+
 /// Post-data on `jobs` connections: dependency order, and no two entries that need the
 /// same table exclusively at once (CREATE INDEX takes a share lock: index builds of one
 /// table run together).
@@ -831,16 +973,20 @@ pub(super) async fn post_data(
     all: &[TocEntry],
     target: &Target,
     opts: &RestoreOptions,
+    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
     failures: &Failures,
 ) -> Result<()> {
-    let entries: Vec<&TocEntry> = all
-        .iter()
-        .filter(|e| e.section == Section::PostData)
-        .collect();
+    let by_id: HashMap<u32, &TocEntry> = all.iter().map(|e| (e.id, e)).collect();
+    let owned = keys_through_indexes(all, &by_id);
+    let entries: Vec<&TocEntry> = owned.iter().collect();
+    progress(Progress::Phase {
+        name: "post-data",
+        bytes: 0,
+        entries: entries.len() as u64,
+    });
     if entries.is_empty() {
         return Ok(());
     }
-    let by_id: HashMap<u32, &TocEntry> = all.iter().map(|e| (e.id, e)).collect();
     let pending_ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     let mut clients = Vec::new();
     for _ in 0..opts.jobs.max(1) {
@@ -886,6 +1032,7 @@ pub(super) async fn post_data(
             let e = pending.remove(0);
             let client = idle.pop().expect("all idle");
             failures.tolerate(opts, run_entry(&client, e, opts).await)?;
+            progress(Progress::Entry);
             done.insert(e.id);
             idle.push(client);
             continue;
@@ -894,6 +1041,7 @@ pub(super) async fn post_data(
             let (id, client, r) = joined
                 .map_err(|e| Error::new(ErrorKind::Io, format!("a post-data task failed: {e}")))?;
             failures.tolerate(opts, r)?;
+            progress(Progress::Entry);
             running.remove(&id);
             done.insert(id);
             idle.push(client);
@@ -905,6 +1053,31 @@ pub(super) async fn post_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_keys_are_split_and_the_rest_left_alone() {
+        let pk = "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id, \"Kind\");";
+        assert_eq!(
+            key_constraint(pk),
+            Some(("s.t", "t_pkey", "PRIMARY KEY", "id, \"Kind\""))
+        );
+        let uq = "ALTER TABLE ONLY \"ü\".\"t t\"\n    ADD CONSTRAINT \"t t_Ω_key\" UNIQUE (\"Ω\");";
+        assert_eq!(
+            key_constraint(uq),
+            Some(("\"ü\".\"t t\"", "\"t t_Ω_key\"", "UNIQUE", "\"Ω\""))
+        );
+        for other in [
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k UNIQUE NULLS NOT DISTINCT (a);",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k PRIMARY KEY (a) INCLUDE (b);",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k PRIMARY KEY (a) WITH (fillfactor='70');",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k UNIQUE (a) DEFERRABLE INITIALLY DEFERRED;",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k PRIMARY KEY (a) USING INDEX TABLESPACE x;",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k EXCLUDE USING gist (r WITH &&);",
+            "ALTER TABLE s.t\n    ADD CONSTRAINT k PRIMARY KEY (a);",
+        ] {
+            assert_eq!(key_constraint(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn names_are_replaced_only_where_whole() {

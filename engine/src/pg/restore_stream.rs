@@ -21,7 +21,8 @@ use tokio_postgres::{Client, CopyInSink};
 use super::conn::Target;
 use super::dump::TocDocument;
 use super::restore::{
-    Failures, Progress, RestoreOptions, RestoreSummary, clean, post_data, run_entry, session,
+    Failures, Progress, RestoreOptions, RestoreSummary, clean, post_data, pre_data, run_entry,
+    session,
 };
 use super::session::sql_error;
 use super::toc::{Section, TocEntry};
@@ -110,6 +111,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                 progress(Progress::Phase {
                     name: "data",
                     bytes: 0,
+                    entries: 0,
                 });
                 entries = Some(selected);
             }
@@ -229,11 +231,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
         .count();
     if opts.wants(Section::PostData) {
         let t = Instant::now();
-        progress(Progress::Phase {
-            name: "post-data",
-            bytes: 0,
-        });
-        post_data(&entries, target, opts, &failures).await?;
+        post_data(&entries, target, opts, &progress, &failures).await?;
         for e in entries
             .iter()
             .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
@@ -260,17 +258,13 @@ async fn before_data(
         progress(Progress::Phase {
             name: "clean",
             bytes: 0,
+            entries: 0,
         });
         clean(leader, entries, opts).await?;
     }
     if opts.wants(Section::PreData) {
-        progress(Progress::Phase {
-            name: "pre-data",
-            bytes: 0,
-        });
-        for e in entries.iter().filter(|e| e.section == Section::PreData) {
-            failures.tolerate(opts, run_entry(leader, e, opts).await)?;
-        }
+        // tables load as their frames arrive, over several connections: no COPY FREEZE
+        pre_data(leader, entries, opts, progress, failures).await?;
     }
     Ok(())
 }

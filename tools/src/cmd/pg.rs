@@ -14,7 +14,7 @@ use coffer_engine::pg::restore_stream;
 use coffer_engine::pg::toc::Section;
 use coffer_format::{ArchiveWriter, KeySource, MappedArchive, WriteSummary, WriterOptions};
 
-use super::output::{archive_writer, progress_bar};
+use super::output::{PhaseBars, archive_writer, progress_bar};
 use crate::error::CliError;
 use crate::{exit, human};
 
@@ -351,16 +351,16 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         selection,
         sections,
     };
-    let bar = progress_bar(args.json);
-    let b = bar.clone();
+    let bars = Arc::new(PhaseBars::new(args.json));
+    let b = bars.clone();
     let report: Arc<dyn Fn(RestoreProgress) + Send + Sync> = Arc::new(move |p| match p {
-        RestoreProgress::Phase { name, bytes } => {
-            b.set_message(name);
-            if bytes > 0 {
-                b.set_length(bytes);
-            }
-        }
+        RestoreProgress::Phase {
+            name,
+            bytes,
+            entries,
+        } => b.phase(name, bytes, entries),
         RestoreProgress::Loaded { bytes } => b.inc(bytes),
+        RestoreProgress::Entry => b.inc(1),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -390,11 +390,8 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
             Err(e) => (Err(e), None),
         },
     };
-    let summary = summary.map_err(|e| {
-        bar.abandon();
-        CliError::from(e)
-    })?;
-    bar.finish_and_clear();
+    bars.finish(summary.is_ok());
+    let summary = summary.map_err(CliError::from)?;
     if let Some(n) = held_back {
         eprintln!(
             "coffer: read from a pipe: {n} post-data and privilege entries were held back until the end of the archive had been read and verified"
