@@ -109,6 +109,18 @@ fn sections_create_and_list() {
     let o = restore(&pg, &archive, "staged", &["--data-only"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(state(&pg, "staged"), expected);
+    // COPY FREEZE only into tables this restore created (it truncates first)
+    let frozen_pages = |db: &str| -> u64 {
+        pg.psql(
+            db,
+            "CREATE EXTENSION IF NOT EXISTS pg_visibility; SELECT all_frozen FROM pg_visibility_map_summary('app.child')",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    assert_eq!(frozen_pages("staged"), 0);
 
     // --clean without --if-exists drops what the archive holds, and there is nothing yet
     pg.create_database("empty").unwrap();
@@ -129,6 +141,21 @@ fn sections_create_and_list() {
     let o = restore(&pg, &archive, "staged", &["--clean", "--if-exists"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(state(&pg, "staged"), expected);
+    assert!(frozen_pages("staged") > 0, "re-created tables load frozen");
+
+    // a table that existed is never emptied: with --no-exit-on-error its CREATE fails,
+    // and its rows stay beside the restored ones
+    pg.create_database("busy").unwrap();
+    let o = restore(&pg, &archive, "busy", &["--schema-only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    pg.psql("busy", "INSERT INTO app.parent VALUES (100000, 'mine')")
+        .unwrap();
+    let o = restore(&pg, &archive, "busy", &["--no-exit-on-error"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert_eq!(
+        pg.psql("busy", "SELECT count(*) FROM app.parent").unwrap(),
+        "501"
+    );
 
     // --create makes the archive's database, connecting through another one
     pg.psql("postgres", "DROP DATABASE src").unwrap();
