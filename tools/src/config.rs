@@ -25,6 +25,8 @@ enum Kind {
     Level,
     /// A number of connections or seconds, at least 1.
     Positive,
+    /// Retries of a notification: 0 to 10.
+    Retries,
     /// One of the listed words.
     Choice(&'static [&'static str]),
 }
@@ -212,7 +214,7 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "NOTIFICATION_RETRIES",
-        kind: Kind::Count,
+        kind: Kind::Retries,
         default: Some("3"),
         secret: false,
         aliases: &[],
@@ -409,9 +411,9 @@ fn check(kind: Kind, v: &str) -> Result<(), &'static str> {
         Kind::Days => v
             .parse::<u32>()
             .ok()
-            .filter(|&d| d > 0)
+            .filter(|&d| (1..=36_500).contains(&d))
             .map(drop)
-            .ok_or("expected a whole number of days, at least 1"),
+            .ok_or("expected a whole number of days, from 1 to 36500"),
         Kind::Port => v
             .parse::<u16>()
             .ok()
@@ -429,6 +431,12 @@ fn check(kind: Kind, v: &str) -> Result<(), &'static str> {
             .parse::<u32>()
             .map(drop)
             .map_err(|_| "expected a whole number (0 or more)"),
+        Kind::Retries => v
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n <= 10)
+            .map(drop)
+            .ok_or("expected a whole number from 0 to 10"),
         Kind::Level => v
             .parse::<i32>()
             .ok()

@@ -21,6 +21,8 @@ pub const CONNECT: u8 = 6;
 /// The database refused or broke off the work: permission denied, a conflicting lock, DDL
 /// during the dump, the server going away mid-way.
 pub const DATABASE: u8 = 7;
+/// Another `coffer backup` or `prune` is running on the same BACKUP_DIR.
+pub const BUSY: u8 = 8;
 
 /// The help text's table of exit codes.
 pub const HELP: &str = "\
@@ -33,7 +35,8 @@ Exit codes:
   5  writing the output failed (disk full, permissions); nothing was published
   6  cannot connect to the database: unreachable, wrong password, no such database
   7  the database refused or broke off the work: permission denied, lock conflict,
-     DDL during the dump, server gone mid-way";
+     DDL during the dump, server gone mid-way
+  8  another coffer backup or prune is running on the same BACKUP_DIR";
 
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)

@@ -206,9 +206,9 @@ fn main() -> ExitCode {
         |f: &dyn Fn(Option<KeySource>) -> Result<u8, CliError>| keys.source().and_then(f);
     let result = match cli.command {
         Command::Backup(args) => cmd::backup::run(args, keys),
-        Command::Prune(args) => cmd::prune::run(args, keys),
-        Command::Pin(args) => cmd::prune::pin(args, keys),
-        Command::Status(args) => cmd::status::run(args, keys),
+        Command::Prune(args) => cmd::prune::run(args),
+        Command::Pin(args) => cmd::prune::pin(args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Schedule(args) => cmd::schedule::run(args),
         Command::RestoreTest(args) => cmd::restore_test::run(args, keys),
         Command::Config { config, json } => cmd::config::run(&config, json),

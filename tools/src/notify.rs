@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// The longest pause between two attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(30);
+
 /// Where and how to send.
 #[derive(Clone, Debug)]
 pub struct Notifier {
@@ -50,7 +53,8 @@ impl Notifier {
         for attempt in 0..=self.retries {
             if attempt > 0 {
                 std::thread::sleep(pause);
-                pause *= 2;
+                // a notification runs while the backup directory is locked: never long
+                pause = (pause * 2).min(MAX_PAUSE);
             }
             match agent.post(&self.url).send_json(body) {
                 Ok(r) if r.status().is_success() => return Ok(()),

@@ -48,12 +48,13 @@ pub fn plan(sets: &[SetRecord], policy: Policy, now: DateTime<Utc>) -> Vec<Verdi
     if let Some(&newest) = good.first() {
         reasons[newest].push("newest good set");
     }
-    let cutoff = now - Duration::days(i64::from(policy.days));
+    // no cutoff (everything is recent) if it would fall before the calendar begins
+    let cutoff = now.checked_sub_signed(Duration::days(i64::from(policy.days)));
     for (i, s) in sets.iter().enumerate() {
         if s.pinned {
             reasons[i].push("pinned");
         }
-        if s.time() > cutoff {
+        if cutoff.is_none_or(|c| s.time() > c) {
             reasons[i].push("within RETENTION_DAYS");
         }
     }

@@ -195,15 +195,19 @@ impl BackupDir {
             .open(&path)
             .map_err(|e| io_err(&path, "opening", e))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |_| {
-                CliError::new(
-                    exit::USAGE,
-                    format!(
-                        "another coffer backup or prune is running on {} (it holds {})",
-                        self.root.display(),
-                        path.display()
-                    ),
-                )
+            |e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    CliError::new(
+                        exit::BUSY,
+                        format!(
+                            "another coffer backup or prune is running on {} (it holds {})",
+                            self.root.display(),
+                            path.display()
+                        ),
+                    )
+                } else {
+                    io_err(&path, "locking", e.into())
+                }
             },
         )?;
         Ok(DirLock { _file: f })
@@ -248,7 +252,19 @@ impl BackupDir {
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<SetRecord>(&b).map_err(|e| e.to_string()));
             match parsed {
-                Ok(r) => out.push(r),
+                // a record is only the set it is named after: a copy saved under another
+                // name must not stand for (and prune away) the original
+                Ok(r)
+                    if path.file_stem().is_some_and(|s| *s == *r.id)
+                        && parse_id(&r.id).is_some() =>
+                {
+                    out.push(r)
+                }
+                Ok(r) => warnings.push(format!(
+                    "{}: holds set {:?}, not the set its name says (ignored)",
+                    path.display(),
+                    r.id
+                )),
                 Err(e) => warnings.push(format!("{}: unreadable set record: {e}", path.display())),
             }
         }
@@ -258,6 +274,12 @@ impl BackupDir {
 
     /// One set by id.
     pub fn read(&self, id: &str) -> Result<SetRecord, CliError> {
+        if parse_id(id).is_none() {
+            return Err(CliError::new(
+                exit::USAGE,
+                format!("{id:?} is not a set id (YYYYmmdd_HHMMSS)"),
+            ));
+        }
         let path = self.record_path(id);
         let bytes = fs::read(&path).map_err(|e| {
             CliError::new(
@@ -272,7 +294,15 @@ impl BackupDir {
     /// Writes a set record atomically (temporary file, fsync, rename, directory fsync).
     pub fn write(&self, record: &SetRecord) -> Result<(), CliError> {
         let json = serde_json::to_vec_pretty(record).expect("a set record serialises");
-        write_atomic(&self.record_path(&record.id), &json)
+        write_atomic(&self.record_path(&record.id), &json, 0o600)
+    }
+
+    /// The archive a part names, if the name is one `coffer backup` writes
+    /// (`postgres/NAME` or `redis/NAME`): a hand-edited record cannot point outside.
+    pub fn archive_path(&self, file: &str) -> Option<PathBuf> {
+        let (dir, name) = file.split_once('/')?;
+        let plain = !name.is_empty() && !name.contains('/') && name != ".." && name != ".";
+        (matches!(dir, "postgres" | "redis") && plain).then(|| self.root.join(file))
     }
 
     /// Deletes a set: its record first (so no listing ever shows a set whose archives are
@@ -281,8 +311,7 @@ impl BackupDir {
         let path = self.record_path(&record.id);
         fs::remove_file(&path).map_err(|e| io_err(&path, "removing", e))?;
         for p in &record.parts {
-            if let Some(f) = &p.file {
-                let path = self.root.join(f);
+            if let Some(path) = p.file.as_deref().and_then(|f| self.archive_path(f)) {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -319,29 +348,22 @@ pub fn make_private_dir(dir: &Path) -> Result<(), CliError> {
         .map_err(|e| io_err(dir, "setting permissions of", e))
 }
 
-/// Writes `bytes` to `path` (mode 0600) so that a reader sees the old file or the new one,
-/// never a part, even across a crash.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let tmp = path.with_extension("tmp");
+/// Writes `bytes` to `path` (with `mode`) so that a reader sees the old file or the new
+/// one, never a part, even across a crash or beside another writer: a temporary file of
+/// its own in the same directory, synced, renamed over `path`, the directory synced.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".coffer-")
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        File::open(dir)?.sync_all()
     })();
-    result.map_err(|e: std::io::Error| {
-        let _ = fs::remove_file(&tmp);
-        io_err(path, "writing", e)
-    })
+    result.map_err(|e: std::io::Error| io_err(path, "writing", e))
 }
 
 #[cfg(test)]
@@ -354,6 +376,25 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-11-25T02:00:00+00:00");
         assert_eq!(t.format(ID_FORMAT).to_string(), "20261125_020000");
         assert!(parse_id("2026-11-25").is_none());
+    }
+
+    #[test]
+    fn only_archive_names_coffer_writes_are_followed() {
+        let dir = BackupDir::new("/b");
+        assert_eq!(
+            dir.archive_path("postgres/app_1.coffer"),
+            Some(PathBuf::from("/b/postgres/app_1.coffer"))
+        );
+        for bad in [
+            "/etc/passwd",
+            "postgres/../x",
+            "postgres/a/b",
+            "sets/x.json",
+            "redis/",
+            "redis/..",
+        ] {
+            assert_eq!(dir.archive_path(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -372,9 +413,10 @@ mod tests {
             "{}",
             again.message
         );
+        assert_eq!(again.code, exit::BUSY);
         drop(held);
         dir.lock().unwrap();
-        write_atomic(&dir.root.join("x.json"), b"{}").unwrap();
+        write_atomic(&dir.root.join("x.json"), b"{}", 0o600).unwrap();
         let mode = fs::metadata(dir.root.join("x.json"))
             .unwrap()
             .permissions()

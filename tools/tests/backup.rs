@@ -6,32 +6,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use coffer_testkit::{PgServer, RedisServer};
-use common::{coffer_command, s, text};
+use common::{coffer_command, s, text, webhook};
 use serde_json::Value;
-
-/// A local HTTP server that records each POST body and answers with the given statuses
-/// in turn (200 once they run out).
-fn webhook(statuses: Vec<u16>) -> (String, mpsc::Receiver<Value>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut statuses = statuses.into_iter();
-        for mut req in server.incoming_requests() {
-            let mut body = String::new();
-            req.as_reader().read_to_string(&mut body).unwrap();
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-            let _ = tx.send(v);
-            let code = statuses.next().unwrap_or(200);
-            let _ = req.respond(tiny_http::Response::empty(code));
-        }
-    });
-    (url, rx)
-}
 
 struct Setup {
     _tmp: tempfile::TempDir,

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{coffer_command, s, text};
+use common::{coffer_command, s, text, webhook};
 use serde_json::{Value, json};
 
 struct History {
@@ -105,14 +105,30 @@ fn prune_keeps_exactly_what_the_policy_says() {
     let o = coffer_in(&h, &["pin", "20200115_020000"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
+    // a record saved under another name does not stand for the set it names
+    std::fs::copy(
+        h.dir.join("sets/20200101_020000.json"),
+        h.dir.join("sets/copy of 20200101.json"),
+    )
+    .unwrap();
+
     let o = coffer_in(&h, &["prune", "--dry-run"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(remaining(&h.dir).len(), 92, "a dry run deletes nothing");
+    assert_eq!(remaining(&h.dir).len(), 93, "a dry run deletes nothing");
     assert!(
         text(&o).contains("would delete set 20200101_020000"),
         "{}",
         text(&o)
     );
+    assert!(
+        text(&o).contains("not the set its name says"),
+        "{}",
+        text(&o)
+    );
+    let o = coffer_in(&h, &["prune", "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan.as_array().unwrap().len(), 92);
+    std::fs::remove_file(h.dir.join("sets/copy of 20200101.json")).unwrap();
 
     let o = coffer_in(&h, &["prune", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -185,14 +201,29 @@ fn prune_keeps_exactly_what_the_policy_says() {
 
     let o = coffer_in(&h, &["pin", "19990101_000000"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = coffer_in(&h, &["pin", "../../etc/passwd"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 #[test]
 fn a_missing_key_file_or_an_unwritable_backup_dir_is_a_clear_error() {
-    let h = history("ENCRYPTION_KEY_FILE=/nonexistent/key\n");
+    let (url, hook) = webhook(vec![]);
+    let h = history(&format!(
+        "ENCRYPTION_KEY_FILE=/nonexistent/key\nNOTIFICATION_ENABLED=true\nNOTIFICATION_URL={url}\n"
+    ));
     let o = coffer_in(&h, &["backup"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(text(&o).contains("/nonexistent/key"), "{}", text(&o));
+    // stopped before any set: still logged and notified
+    let n = hook
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(n["result"], "failure");
+    assert!(n["set"].is_null());
+    assert!(
+        n["message"].as_str().unwrap().contains("/nonexistent/key"),
+        "{n}"
+    );
 
     let h = history("ENCRYPTION_KEY_FILE=/a\nENCRYPTION_PASSPHRASE_FILE=/b\n");
     let o = coffer_in(&h, &["backup"]);

@@ -822,18 +822,20 @@ async fn load_unit(
             let Some(table) = freeze else {
                 return copy(client, archive, copy_sql, frames(*stream), progress).await;
             };
-            client
-                .batch_execute(&format!("BEGIN; TRUNCATE ONLY {table}"))
-                .await
-                .map_err(|e| sql_error(e, "starting the COPY FREEZE transaction"))?;
             let sql = format!("{copy_sql} WITH (FREEZE)");
-            let mut r = copy(client, archive, &sql, frames(*stream), progress).await;
-            if r.is_ok() {
-                r = client
+            let r = async {
+                client
+                    .batch_execute(&format!("BEGIN; TRUNCATE ONLY {table}"))
+                    .await
+                    .map_err(|e| sql_error(e, "starting the COPY FREEZE transaction"))?;
+                copy(client, archive, &sql, frames(*stream), progress).await?;
+                client
                     .batch_execute("COMMIT")
                     .await
-                    .map_err(|e| sql_error(e, "committing COPY FREEZE"));
-            } else {
+                    .map_err(|e| sql_error(e, "committing COPY FREEZE"))
+            }
+            .await;
+            if r.is_err() {
                 // leave the session usable for the next unit (--no-exit-on-error)
                 let _ = client.batch_execute("ROLLBACK").await;
             }
@@ -963,7 +965,40 @@ fn key_constraint(sql: &str) -> Option<(&str, &str, &str, &str)> {
     // anything more (INCLUDE, WITH, a tablespace, DEFERRABLE) brings parentheses or
     // text after the column list; and quoted names with parentheses are left alone
     let plain = |s: &str| !s.contains(['(', ')', ';', '\n']);
-    (plain(table) && plain(name) && plain(cols)).then_some((table, name, key, cols))
+    (plain(table) && plain(name) && column_list(cols)).then_some((table, name, key, cols))
+}
+
+/// Whether `s` is `col, col, …` of identifiers as `quote_ident` writes them (lower-case
+/// plain words, or double-quoted with `""` inside), and nothing else (no `WITHOUT
+/// OVERLAPS`, no expressions).
+fn column_list(s: &str) -> bool {
+    let mut rest = s;
+    loop {
+        let len = if let Some(quoted) = rest.strip_prefix('"') {
+            let b = quoted.as_bytes();
+            let mut i = 0;
+            loop {
+                match b.get(i) {
+                    None => return false,
+                    Some(b'"') if b.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => break i + 2,
+                    Some(_) => i += 1,
+                }
+            }
+        } else {
+            rest.bytes()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+                .count()
+        };
+        if len == 0 {
+            return false;
+        }
+        rest = &rest[len..];
+        match rest.strip_prefix(", ") {
+            Some(r) => rest = r,
+            None => return rest.is_empty(),
+        }
+    }
 }
 
 /// Post-data on `jobs` connections: dependency order, and no two entries that need the
@@ -1074,6 +1109,8 @@ mod tests {
             "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k PRIMARY KEY (a) USING INDEX TABLESPACE x;",
             "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k EXCLUDE USING gist (r WITH &&);",
             "ALTER TABLE s.t\n    ADD CONSTRAINT k PRIMARY KEY (a);",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k PRIMARY KEY (id, valid_at WITHOUT OVERLAPS);",
+            "ALTER TABLE ONLY s.t\n    ADD CONSTRAINT k PRIMARY KEY (\"open);",
         ] {
             assert_eq!(key_constraint(other), None, "{other}");
         }

@@ -178,7 +178,42 @@ fn run_part(
 
 pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
     let (config, _) = args.config.load()?;
-    let ops = Ops::open(&config, keys, args.metrics_file.clone())?;
+    let ops = Ops::open(&config, args.metrics_file.clone())?;
+    match backup(&ops, &args, keys) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // stopped before a set could be recorded (a key that cannot be read, the
+            // directory, another backup still running, a full disk for the record): the
+            // log and the notification still say so
+            ops.log(&format!(
+                "backup FAILED before a set was recorded: {}",
+                e.message
+            ));
+            let environment = config.get("ENVIRONMENT").unwrap_or("");
+            let summary = format!(
+                "[{environment}] coffer backup on {}: FAILED: {}",
+                ops::hostname(),
+                e.message
+            );
+            let event = json!({
+                "event": "backup",
+                "result": "failure",
+                "environment": environment,
+                "host": ops::hostname(),
+                "set": null,
+                "message": summary,
+            });
+            ops.notify(false, &event, &summary);
+            Err(e)
+        }
+    }
+}
+
+/// The backup itself. The outer error: nothing was recorded; the inner result: the set was
+/// recorded and notified, and this is the exit.
+fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, CliError>, CliError> {
+    let config = &ops.config;
+    let key = keys.source_or_config(config)?;
     let dir = &ops.dir;
     dir.create()?;
     let _lock = dir.lock()?;
@@ -205,21 +240,22 @@ pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
         config.get("ENVIRONMENT").unwrap_or(""),
         if do_pg { "yes" } else { "no" },
         if do_redis { "yes" } else { "no" },
-        if ops.key.is_some() { "yes" } else { "no" },
+        if key.is_some() { "yes" } else { "no" },
     ));
     let level = config.number("COMPRESS_LEVEL") as i32;
     let jobs = config.number("BACKUP_JOBS").max(1) as usize;
-    let key = ops.key.as_ref();
+    let key = key.as_ref();
     let hidden = indicatif::ProgressBar::hidden;
 
     let pg_part = || {
-        let conn = pg_connection(&config);
-        let target = match resolve_pg(&config, &conn) {
+        let conn = pg_connection(config);
+        let target = match resolve_pg(config, &conn) {
             Ok(t) => t,
             Err(e) => {
                 let part = Part {
                     kind: Some(PartKind::Postgres),
-                    source: conn.dbname.clone().unwrap_or_default(),
+                    // POSTGRES_DB may be a URL with a password in it: never recorded
+                    source: "(POSTGRES_DB)".into(),
                     error: Some(e.message.clone()),
                     ..Part::default()
                 };
@@ -252,7 +288,7 @@ pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
         )
     };
     let redis_part = || {
-        let server = redis_server(&config);
+        let server = redis_server(config);
         let source = format!("{}:{}", server.host, server.port);
         let path = incoming.join(format!("redis_{id}.coffer"));
         let opts = RedisDumpOptions {
@@ -307,8 +343,15 @@ pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
             };
             let rel = format!("{}/{name}", kind.name());
             if let Err(e) = ops::publish(&incoming.join(&name), &dir.root.join(&rel)) {
-                part.ok = false;
-                part.error = Some(e.message.clone());
+                // the record says what is on disk: nothing of this part
+                let _ = std::fs::remove_file(incoming.join(&name));
+                part = Part {
+                    kind: part.kind,
+                    source: part.source,
+                    seconds: part.seconds,
+                    error: Some(e.message.clone()),
+                    ..Part::default()
+                };
                 ops.log(&format!(
                     "backup {id}: {} FAILED: {}",
                     kind.name(),
@@ -343,7 +386,7 @@ pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
         finished: Utc::now(),
         environment: config.get("ENVIRONMENT").unwrap_or("").to_string(),
         ok: first_error.is_none(),
-        encrypted: ops.key.is_some(),
+        encrypted: key.is_some(),
         pinned: false,
         parts,
         restore_tests: Vec::new(),
@@ -390,7 +433,7 @@ pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
     });
     ops.notify(record.ok, &event, &summary);
     if record.ok && !args.no_prune {
-        if let Err(e) = super::prune::prune(&ops, false) {
+        if let Err(e) = super::prune::prune(ops, false) {
             ops.log(&format!("prune after backup {id} failed: {}", e.message));
         }
     }
@@ -403,11 +446,11 @@ pub fn run(args: BackupArgs, keys: &KeyArgs) -> Result<u8, CliError> {
     } else {
         println!("{summary}");
     }
-    match first_error {
+    Ok(match first_error {
         None => Ok(exit::OK),
         Some(e) => Err(CliError::new(
             e.code,
             format!("backup set {id} failed; see {}", ops.log_path().display()),
         )),
-    }
+    })
 }

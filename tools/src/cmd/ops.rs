@@ -9,13 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
-use coffer_format::KeySource;
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::CliError;
 use crate::exit;
-use crate::keys::KeyArgs;
 use crate::notify::{self, Notifier};
 use crate::retention::Policy;
 use crate::sets::{BackupDir, write_atomic};
@@ -24,23 +22,19 @@ use crate::sets::{BackupDir, write_atomic};
 pub struct Ops {
     pub config: Config,
     pub dir: BackupDir,
-    pub key: Option<KeySource>,
     metrics_file: Option<PathBuf>,
 }
 
 impl Ops {
-    /// Reads what the configuration says; creates nothing.
-    pub fn open(
-        config: &Config,
-        keys: &KeyArgs,
-        metrics_file: Option<PathBuf>,
-    ) -> Result<Ops, CliError> {
+    /// Reads what the configuration says; creates nothing. The key is not loaded here:
+    /// only the commands that read or write archives need it (and a monitoring user
+    /// running `status` may not be able to read it).
+    pub fn open(config: &Config, metrics_file: Option<PathBuf>) -> Result<Ops, CliError> {
         for w in &config.warnings {
             eprintln!("coffer: warning: {w}");
         }
         let dir = BackupDir::new(config.get("BACKUP_DIR").unwrap_or("/var/backups/coffer"));
         Ok(Ops {
-            key: keys.source_or_config(config)?,
             metrics_file: metrics_file.or_else(|| config.get("METRICS_FILE").map(PathBuf::from)),
             config: config.clone(),
             dir,
@@ -126,7 +120,8 @@ impl Ops {
             let free = self.dir.free_fraction().ok();
             let text =
                 crate::metrics::render(&sets, free, self.config.get("ENVIRONMENT").unwrap_or(""));
-            write_atomic(path, text.as_bytes())
+            // node_exporter runs as its own user: the metrics are for it to read
+            write_atomic(path, text.as_bytes(), 0o644)
         });
         if let Err(e) = result {
             self.log(&format!("WARNING: metrics file not written: {}", e.message));

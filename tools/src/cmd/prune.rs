@@ -7,7 +7,6 @@ use super::config::ConfigArgs;
 use super::ops::Ops;
 use crate::error::CliError;
 use crate::exit;
-use crate::keys::KeyArgs;
 use crate::retention::{self, Verdict};
 
 /// `coffer prune` options.
@@ -39,6 +38,12 @@ pub struct PinArgs {
 /// Applies the retention policy (the caller holds the directory lock): deletes the sets it
 /// does not keep, and leftovers of backups that died mid-way. Returns every verdict.
 pub fn prune(ops: &Ops, dry_run: bool) -> Result<Vec<Verdict>, CliError> {
+    prune_printing(ops, dry_run, true)
+}
+
+/// [`prune`]; `say` prints the dry run's "would delete" lines (not with `--json`, whose
+/// standard output is the JSON).
+fn prune_printing(ops: &Ops, dry_run: bool, say: bool) -> Result<Vec<Verdict>, CliError> {
     let mut warnings = Vec::new();
     let sets = ops.dir.list(&mut warnings)?;
     for w in &warnings {
@@ -50,7 +55,9 @@ pub fn prune(ops: &Ops, dry_run: bool) -> Result<Vec<Verdict>, CliError> {
             continue;
         }
         if dry_run {
-            println!("would delete set {} ({} bytes)", set.id, set.bytes());
+            if say {
+                println!("would delete set {} ({} bytes)", set.id, set.bytes());
+            }
         } else {
             ops.dir.remove(set)?;
             ops.log(&format!("pruned set {} ({} bytes)", set.id, set.bytes()));
@@ -72,11 +79,11 @@ pub fn prune(ops: &Ops, dry_run: bool) -> Result<Vec<Verdict>, CliError> {
     Ok(verdicts)
 }
 
-pub fn run(args: PruneArgs, keys: &KeyArgs) -> Result<u8, CliError> {
+pub fn run(args: PruneArgs) -> Result<u8, CliError> {
     let (config, _) = args.config.load()?;
-    let ops = Ops::open(&config, keys, None)?;
+    let ops = Ops::open(&config, None)?;
     let _lock = ops.dir.lock()?;
-    let verdicts = prune(&ops, args.dry_run)?;
+    let verdicts = prune_printing(&ops, args.dry_run, !args.json)?;
     if args.json {
         println!(
             "{}",
@@ -93,9 +100,9 @@ pub fn run(args: PruneArgs, keys: &KeyArgs) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-pub fn pin(args: PinArgs, keys: &KeyArgs) -> Result<u8, CliError> {
+pub fn pin(args: PinArgs) -> Result<u8, CliError> {
     let (config, _) = args.config.load()?;
-    let ops = Ops::open(&config, keys, None)?;
+    let ops = Ops::open(&config, None)?;
     let _lock = ops.dir.lock()?;
     let mut record = ops.dir.read(&args.id)?;
     record.pinned = !args.remove;

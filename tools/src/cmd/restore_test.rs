@@ -78,6 +78,8 @@ pub struct RestoreTestArgs {
 /// One archive's test.
 struct Outcome {
     passed: bool,
+    /// The test could not reach its server: not a verdict on the archive.
+    unreachable: Option<CliError>,
     /// One line for the set record and the log.
     line: String,
     /// The human report.
@@ -215,6 +217,10 @@ fn test_pg(
     };
     Ok(Outcome {
         passed,
+        unreachable: failure
+            .as_ref()
+            .filter(|e| e.code == exit::CONNECT)
+            .map(|e| CliError::new(e.code, e.message.clone())),
         line,
         text,
         json: json!({
@@ -299,6 +305,7 @@ fn test_redis(path: &Path, archive: &MappedArchive) -> Outcome {
             text.push(format!("  took {secs:.1} s"));
             Outcome {
                 passed,
+                unreachable: None,
                 line: format!(
                     "redis: {} ({keys} keys; {how})",
                     if passed { "passed" } else { "FAILED" }
@@ -312,6 +319,7 @@ fn test_redis(path: &Path, archive: &MappedArchive) -> Outcome {
         }
         Err(e) => Outcome {
             passed: false,
+            unreachable: None,
             line: format!("redis: FAILED: {}", e.message),
             text: vec![
                 format!("restore test of {}: FAILED", path.display()),
@@ -377,16 +385,13 @@ fn print(outcomes: &[Outcome], json: bool, extra: Value) {
 
 pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
     let (config, _) = args.config.load()?;
-    let test_db = args
-        .test_db
-        .clone()
-        .or_else(|| std::env::var("TEST_DB_NAME").ok())
-        .unwrap_or_else(|| {
-            config
-                .get("TEST_DB_NAME")
-                .unwrap_or("coffer_restore_test")
-                .to_string()
-        });
+    // TEST_DB_NAME: the environment overrides the file, as for every key
+    let test_db = args.test_db.clone().unwrap_or_else(|| {
+        config
+            .get("TEST_DB_NAME")
+            .unwrap_or("coffer_restore_test")
+            .to_string()
+    });
     if !args.latest && args.backup_set.is_none() {
         let key = keys.source_or_config(&config)?;
         let path = match &args.archive {
@@ -413,7 +418,8 @@ pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
         return Ok(if passed { exit::OK } else { exit::DAMAGED });
     }
 
-    let ops = Ops::open(&config, keys, args.metrics_file.clone())?;
+    let ops = Ops::open(&config, args.metrics_file.clone())?;
+    let key = keys.source_or_config(&config)?;
     let mut warnings = Vec::new();
     let sets = ops.dir.list(&mut warnings)?;
     let set = match &args.backup_set {
@@ -433,12 +439,21 @@ pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
         let (Some(kind), Some(file)) = (part.kind, &part.file) else {
             continue;
         };
-        let path = ops.dir.root.join(file);
-        let outcome = match open(&path, ops.key.as_ref()) {
+        let Some(path) = ops.dir.archive_path(file) else {
+            return Err(CliError::new(
+                exit::BAD_INPUT,
+                format!(
+                    "backup set {}: {file:?} is not an archive name coffer writes",
+                    set.id
+                ),
+            ));
+        };
+        let outcome = match open(&path, key.as_ref()) {
             // a missing or wrong key says nothing about the backup: stop, record nothing
             Err(e) if e.code == exit::KEY => return Err(e),
             Err(e) => Outcome {
                 passed: false,
+                unreachable: None,
                 line: format!("{}: FAILED: {}", kind.name(), e.message),
                 text: vec![format!(
                     "restore test of {}: FAILED: {}",
@@ -450,7 +465,13 @@ pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
             Ok(archive) => match kind {
                 PartKind::Postgres => {
                     let m = maintenance(&args, Some(&ops))?;
-                    test_pg(&path, archive, &m, &test_db, args.jobs.into(), args.keep)?
+                    let o = test_pg(&path, archive, &m, &test_db, args.jobs.into(), args.keep)?;
+                    // the server for the test is unreachable: that says nothing about the
+                    // backup either; stop, record nothing (status warns when tests stop)
+                    if let Some(e) = o.unreachable {
+                        return Err(e);
+                    }
+                    o
                 }
                 PartKind::Redis => test_redis(&path, &archive),
             },

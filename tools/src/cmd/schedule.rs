@@ -89,9 +89,12 @@ fn sh_word(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''")).replace('%', "\\%")
 }
 
-/// A word for systemd's ExecStart=, in double quotes, with `%` specifiers escaped.
+/// A word for systemd's ExecStart=, in double quotes, with `%` specifiers and `$`
+/// variable expansion escaped.
 fn systemd_word(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")).replace('%', "%%")
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        .replace('%', "%%")
+        .replace('$', "$$")
 }
 
 /// The files to write: (name, contents).
@@ -254,6 +257,7 @@ mod tests {
         assert!(weekly("Funday 01:00").is_err());
         assert_eq!(sh_word("/a b/it's%"), "'/a b/it'\\''s\\%'");
         assert_eq!(systemd_word("/a \"b\"/50%"), "\"/a \\\"b\\\"/50%%\"");
+        assert_eq!(systemd_word("/$HOME"), "\"/$$HOME\"");
         assert!(
             render(
                 Format::Cron,

@@ -9,7 +9,6 @@ use super::config::ConfigArgs;
 use super::ops::Ops;
 use crate::error::CliError;
 use crate::health::{self, Level, Thresholds};
-use crate::keys::KeyArgs;
 
 /// `coffer status` options.
 #[derive(Args, Debug)]
@@ -37,9 +36,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub fn run(args: StatusArgs, keys: &KeyArgs) -> Result<u8, CliError> {
+pub fn run(args: StatusArgs) -> Result<u8, CliError> {
     let (config, _) = args.config.load()?;
-    let ops = Ops::open(&config, keys, args.metrics_file.clone())?;
+    let ops = Ops::open(&config, args.metrics_file.clone())?;
     let mut warnings = Vec::new();
     let sets = ops.dir.list(&mut warnings)?;
     let free = ops.dir.free_fraction()?;

@@ -9,7 +9,7 @@ use coffer_format::{KeySource, VerifyReport};
 
 use super::ops::hash_file;
 use crate::error::CliError;
-use crate::sets::SetRecord;
+use crate::sets::{BackupDir, SetRecord};
 use crate::{exit, human};
 
 /// Verifies `path`; prints a summary (or JSON) and returns the exit code.
@@ -119,7 +119,12 @@ fn verify_set(record: &Path, key: Option<&KeySource>, json: bool) -> Result<u8, 
             ));
             continue;
         };
-        let path = root.join(file);
+        let Some(path) = BackupDir::new(root).archive_path(file) else {
+            problems.push(format!(
+                "{kind}: {file:?} is not an archive name coffer writes"
+            ));
+            continue;
+        };
         if !path.exists() {
             problems.push(format!("{kind}: {} is missing", path.display()));
             continue;

@@ -36,3 +36,24 @@ pub fn text(o: &Output) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// A local HTTP server that records each POST body and answers with the given statuses
+/// in turn (200 once they run out).
+pub fn webhook(statuses: Vec<u16>) -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut statuses = statuses.into_iter();
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            req.as_reader().read_to_string(&mut body).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+            let _ = tx.send(v);
+            let code = statuses.next().unwrap_or(200);
+            let _ = req.respond(tiny_http::Response::empty(code));
+        }
+    });
+    (url, rx)
+}
