@@ -27,19 +27,22 @@
 //! by a second thread as they come, and the writer waits when `window_commands` or
 //! `window_bytes` are outstanding.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coffer_format::MappedArchive;
+use coffer_format::{IndexEntry, MappedArchive};
 use crossbeam_channel::{Receiver, Sender};
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::archive::{DbMap, RedisArchive, glob_match};
 use super::conn::{self, Conn, encode_parts, encoded_len, error_code};
 use super::crc64::Crc64;
-use super::rdb::{Stream, Value, decode_value, types as t};
-use super::record::ArchivedKey;
+use super::lzf;
+use super::rdb::primitives::{self, StringKind};
+use super::rdb::{KeyMeta, Stream, Value, decode_value, types as t};
+use super::record::{Record, parse_frame};
 use super::replica::ReplicaOptions;
 use crate::{Error, ErrorKind, Result};
 
@@ -176,6 +179,16 @@ const MAX_PAYLOAD: usize = (512 << 20) - (1 << 10);
 
 /// Pieces at least this big bypass the output buffer.
 const DIRECT_WRITE: usize = 256 << 10;
+
+/// Frames of a big value read ahead to learn its length are kept for sending it while
+/// they add up to at most this (the rest are read again).
+const LOOKAHEAD_BYTES: usize = 32 << 20;
+
+/// Frames read at once (in parallel) while looking for the end of a big value.
+const LOOKAHEAD_BATCH: usize = 4;
+
+/// Smallest `APPEND` of a big string rebuilt with commands.
+const MIN_STRING_CHUNK: usize = 64 << 10;
 
 /// Suffix of the temporary key a value is rebuilt on.
 const TMP_SUFFIX: &[u8] = b"\0coffer-restore";
@@ -355,8 +368,8 @@ impl Pipe<'_> {
         Ok(())
     }
 
-    fn send(&mut self, args: &[&[&[u8]]], expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
-        let len = encoded_len(args);
+    /// Waits for room for a command of `len` bytes and announces its reply.
+    fn reserve(&mut self, len: usize, expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
         if !self.win.try_acquire(len) {
             self.flush()?;
             if !self.win.acquire(len) {
@@ -371,7 +384,72 @@ impl Pipe<'_> {
                 expect,
                 key: key.cloned(),
             })
-            .map_err(|_| Self::closed())?;
+            .map_err(|_| Self::closed())
+    }
+
+    fn bulk_header(&mut self, n: usize) {
+        self.out.push(b'$');
+        self.out.extend_from_slice(n.to_string().as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends `head… payload tail…`, where the payload (`payload_len` bytes) is written by
+    /// `body` piece by piece as it is produced: the command never exists whole in memory.
+    fn send_streamed(
+        &mut self,
+        head: &[&[u8]],
+        payload_len: usize,
+        tail: &[&[u8]],
+        expect: Expect,
+        key: Option<&Arc<KeyRef>>,
+        body: &mut dyn FnMut(&mut Body<'_, '_>) -> Result<()>,
+    ) -> Result<()> {
+        let bulk = |n: usize| 5 + n.to_string().len() + n;
+        let argc = head.len() + 1 + tail.len();
+        let len = 3
+            + argc.to_string().len()
+            + head
+                .iter()
+                .chain(tail)
+                .map(|a| bulk(a.len()))
+                .sum::<usize>()
+            + bulk(payload_len);
+        self.reserve(len, expect, key)?;
+        self.out.push(b'*');
+        self.out.extend_from_slice(argc.to_string().as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        for a in head {
+            self.bulk_header(a.len());
+            self.out.extend_from_slice(a);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.bulk_header(payload_len);
+        let mut b = Body {
+            pipe: self,
+            left: payload_len,
+        };
+        body(&mut b)?;
+        if b.left != 0 {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "a value came out shorter on its second read: was the archive changed?",
+            ));
+        }
+        self.out.extend_from_slice(b"\r\n");
+        for a in tail {
+            self.bulk_header(a.len());
+            self.out.extend_from_slice(a);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if self.out.len() >= DIRECT_WRITE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, args: &[&[&[u8]]], expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
+        let len = encoded_len(args);
+        self.reserve(len, expect, key)?;
         let big = args
             .iter()
             .flat_map(|a| a.iter())
@@ -410,6 +488,35 @@ impl Pipe<'_> {
         let parts: Vec<[&[u8]; 1]> = args.iter().map(|a| [*a]).collect();
         let refs: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
         self.send(&refs, expect, key)
+    }
+}
+
+/// The payload of a command being streamed by [`Pipe::send_streamed`].
+struct Body<'p, 'w> {
+    pipe: &'p mut Pipe<'w>,
+    /// Bytes still due.
+    left: usize,
+}
+
+impl Body<'_, '_> {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        if b.len() > self.left {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "a value came out longer on its second read: was the archive changed?",
+            ));
+        }
+        self.left -= b.len();
+        if b.len() >= DIRECT_WRITE {
+            self.pipe.flush()?;
+            self.pipe.conn.write_all(b)
+        } else {
+            self.pipe.out.extend_from_slice(b);
+            if self.pipe.out.len() >= DIRECT_WRITE {
+                self.pipe.flush()?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -597,22 +704,82 @@ impl Writer<'_, '_, '_> {
                 self.summary.skipped_db += d.keys;
                 continue;
             };
-            let ra = self.ra;
-            ra.keys(d, &mut |k| self.key(target_db, k))?;
+            let entries = self.ra.frames(d);
+            self.db_stream(target_db, entries)?;
         }
         Ok(())
     }
 
-    fn key(&mut self, db: u32, k: ArchivedKey) -> Result<()> {
-        if let Some(p) = &self.opts.pattern {
-            if !glob_match(p, &k.key) {
-                self.summary.skipped_pattern += 1;
-                return Ok(());
+    /// Every key of one database's stream, frame by frame. A key within one frame is sent
+    /// from that frame; a key whose value goes on in the next frames is streamed
+    /// ([`Self::big_key`]), after which the walk resumes in the frame where it ended.
+    fn db_stream(&mut self, db: u32, entries: &[IndexEntry]) -> Result<()> {
+        let mut carry: Option<(usize, Vec<u8>, usize)> = None;
+        let mut next = 0;
+        loop {
+            let (fi, frame, start) = match carry.take() {
+                Some(c) => c,
+                None if next < entries.len() => (next, self.ra.read_frame(&entries[next])?, 0),
+                None => break,
+            };
+            next = fi + 1;
+            let recs = parse_frame(&frame)?;
+            let mut ri = start;
+            while ri < recs.len() {
+                let Record::Key {
+                    type_byte,
+                    meta,
+                    key,
+                    piece,
+                    more,
+                    ..
+                } = &recs[ri]
+                else {
+                    return Err(broken(if matches!(recs[ri], Record::Value { .. }) {
+                        "a VALUE record outside a key"
+                    } else {
+                        "a non-key record in a database stream"
+                    }));
+                };
+                let head = Head {
+                    type_byte: *type_byte,
+                    meta,
+                    key,
+                };
+                if !*more {
+                    self.key(db, &head, piece)?;
+                    ri += 1;
+                    continue;
+                }
+                let span = Span {
+                    entries,
+                    fi,
+                    recs: &recs,
+                    ri,
+                };
+                let (efi, eri, last) = self.big_key(db, &head, &span)?;
+                if efi == fi {
+                    ri = eri + 1;
+                } else {
+                    carry = Some((efi, last, eri + 1));
+                    break;
+                }
             }
         }
-        if k.meta.expire_ms.is_some_and(|e| e <= self.now) {
+        Ok(())
+    }
+
+    /// Counts a key that is filtered out, or selects its database and numbers it.
+    fn admit(&mut self, db: u32, head: &Head<'_>) -> Result<Option<Arc<KeyRef>>> {
+        if let Some(p) = &self.opts.pattern {
+            if !glob_match(p, head.key) {
+                self.summary.skipped_pattern += 1;
+                return Ok(None);
+            }
+        }
+        if head.meta.expire_ms.is_some_and(|e| e <= self.now) {
             self.summary.skipped_expired += 1;
-            return Ok(());
+            return Ok(None);
         }
         if self.current_db != Some(db) {
             self.pipe
@@ -620,28 +787,22 @@ impl Writer<'_, '_, '_> {
             self.current_db = Some(db);
         }
         self.seq += 1;
-        let kr = Arc::new(KeyRef {
+        Ok(Some(Arc::new(KeyRef {
             seq: self.seq,
             db,
-            name: k.key.clone(),
-        });
-        let restorable = type_min_rdb(k.type_byte).is_some_and(|m| m <= self.target_rdb)
-            && k.value.len() < MAX_PAYLOAD;
-        if k.type_byte == t::MODULE_2 || (restorable && !self.opts.force_commands) {
-            self.restore_cmd(&k, &kr)?;
-            self.summary.via_restore += 1;
-        } else {
-            self.summary.via_commands += 1;
-            match decode_value(k.type_byte, &k.value, self.ra.rdb_version) {
-                Ok(v) => self.rebuild(&k, v, &kr)?,
-                Err(e) => self
-                    .tally
-                    .lock()
-                    .expect("tally lock")
-                    .fail(&kr, &e.to_string()),
-            }
-        }
-        self.summary.bytes += k.value.len() as u64;
+            name: head.key.to_vec(),
+        })))
+    }
+
+    /// Whether a value of `type_byte` and `len` bytes goes as `RESTORE`.
+    fn use_restore(&self, type_byte: u8, len: u64) -> bool {
+        let restorable = type_min_rdb(type_byte).is_some_and(|m| m <= self.target_rdb)
+            && len < MAX_PAYLOAD as u64;
+        type_byte == t::MODULE_2 || (restorable && !self.opts.force_commands)
+    }
+
+    fn sent_one(&mut self, len: u64) {
+        self.summary.bytes += len;
         let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         if n % 256 == 0 {
             (self.progress)(RestoreProgress {
@@ -650,45 +811,190 @@ impl Writer<'_, '_, '_> {
                 bytes: self.summary.bytes,
             });
         }
+    }
+
+    /// A key whose value is whole in one frame.
+    fn key(&mut self, db: u32, head: &Head<'_>, value: &[u8]) -> Result<()> {
+        let Some(kr) = self.admit(db, head)? else {
+            return Ok(());
+        };
+        if self.use_restore(head.type_byte, value.len() as u64) {
+            self.restore_cmd(head, value, &kr)?;
+            self.summary.via_restore += 1;
+        } else {
+            self.summary.via_commands += 1;
+            self.decode_and_rebuild(head, value, &kr)?;
+        }
+        self.sent_one(value.len() as u64);
         Ok(())
     }
 
-    fn restore_cmd(&mut self, k: &ArchivedKey, kr: &Arc<KeyRef>) -> Result<()> {
-        let version = self.ra.rdb_version.min(self.target_rdb) as u16;
-        let footer = dump_footer(k.type_byte, &k.value, version);
-        let ttl = k.meta.expire_ms.unwrap_or(0).to_string();
-        let type_byte = [k.type_byte];
-        let key_part = [k.key.as_slice()];
-        let mut args: Vec<&[&[u8]]> = vec![&[b"RESTORE"], &key_part];
-        let ttl_part = [ttl.as_bytes()];
-        args.push(&ttl_part);
-        let payload = [&type_byte[..], &k.value[..], &footer[..]];
-        args.push(&payload);
-        if k.meta.expire_ms.is_some() {
-            args.push(&[b"ABSTTL"]);
+    fn decode_and_rebuild(
+        &mut self,
+        head: &Head<'_>,
+        value: &[u8],
+        kr: &Arc<KeyRef>,
+    ) -> Result<()> {
+        match decode_value(head.type_byte, value, self.ra.rdb_version) {
+            Ok(v) => self.rebuild(head, v, kr),
+            Err(e) => {
+                self.tally
+                    .lock()
+                    .expect("tally lock")
+                    .fail(kr, &e.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// A key whose value goes on over the next frames. Its length is learnt first by
+    /// reading ahead to its last piece (keeping the first frames read, within
+    /// [`LOOKAHEAD_BYTES`]); then `RESTORE` is written with that length and the pieces
+    /// follow straight from the frames, the CRC-64 computed on the way. A string rebuilt
+    /// with commands is `APPEND`ed in chunks as it is decoded. Only other types rebuilt
+    /// with commands are decoded whole. Returns where the value ends: frame, record, and
+    /// that frame's bytes.
+    fn big_key(
+        &mut self,
+        db: u32,
+        head: &Head<'_>,
+        span: &Span<'_>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let ra = self.ra;
+        let Some(kr) = self.admit(db, head)? else {
+            return walk(ra, span, None, &mut |_| Ok(()));
+        };
+        let mut cache = Lookahead {
+            first: span.fi + 1,
+            frames: VecDeque::new(),
+            bytes: 0,
+            full: false,
+        };
+        let len = measure(ra, span, &mut cache)?;
+        let end = if self.use_restore(head.type_byte, len) {
+            self.summary.via_restore += 1;
+            self.restore_streamed(head, len, span, &mut cache, &kr)?
+        } else if head.type_byte == t::STRING {
+            self.summary.via_commands += 1;
+            self.string_streamed(head, span, &mut cache, &kr)?
+        } else {
+            self.summary.via_commands += 1;
+            let mut value = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            let end = walk(ra, span, Some(&mut cache), &mut |p| {
+                value.extend_from_slice(p);
+                Ok(())
+            })?;
+            self.decode_and_rebuild(head, &value, &kr)?;
+            end
+        };
+        self.sent_one(len);
+        Ok(end)
+    }
+
+    /// `RESTORE key ttl` and the options after the payload.
+    fn restore_args(&self, head: &Head<'_>) -> (String, Vec<Vec<u8>>) {
+        let ttl = head.meta.expire_ms.unwrap_or(0).to_string();
+        let mut tail: Vec<Vec<u8>> = Vec::new();
+        if head.meta.expire_ms.is_some() {
+            tail.push(b"ABSTTL".to_vec());
         }
         if self.opts.replace {
-            args.push(&[b"REPLACE"]);
+            tail.push(b"REPLACE".to_vec());
         }
-        let idle = k.meta.idle_s.map(|i| i.to_string());
-        let freq = k.meta.freq.map(|f| f.to_string());
-        let idle_part;
-        let freq_part;
-        if let Some(i) = &idle {
-            args.push(&[b"IDLETIME"]);
-            idle_part = [i.as_bytes()];
-            args.push(&idle_part);
-        } else if let Some(f) = &freq {
-            args.push(&[b"FREQ"]);
-            freq_part = [f.as_bytes()];
-            args.push(&freq_part);
+        if let Some(i) = head.meta.idle_s {
+            tail.push(b"IDLETIME".to_vec());
+            tail.push(i.to_string().into_bytes());
+        } else if let Some(f) = head.meta.freq {
+            tail.push(b"FREQ".to_vec());
+            tail.push(f.to_string().into_bytes());
         }
+        (ttl, tail)
+    }
+
+    fn restore_cmd(&mut self, head: &Head<'_>, value: &[u8], kr: &Arc<KeyRef>) -> Result<()> {
+        let version = self.ra.rdb_version.min(self.target_rdb) as u16;
+        let footer = dump_footer(head.type_byte, value, version);
+        let (ttl, tail) = self.restore_args(head);
+        let type_byte = [head.type_byte];
+        let payload = [&type_byte[..], value, &footer[..]];
+        let mut args: Vec<&[&[u8]]> = Vec::with_capacity(4 + tail.len());
+        let (cmd, key_part, ttl_part) = ([&b"RESTORE"[..]], [head.key], [ttl.as_bytes()]);
+        args.extend([&cmd[..], &key_part[..], &ttl_part[..], &payload[..]]);
+        let tail_parts: Vec<[&[u8]; 1]> = tail.iter().map(|a| [a.as_slice()]).collect();
+        args.extend(tail_parts.iter().map(|p| &p[..]));
         self.pipe.send(&args, Expect::Restore, Some(kr))
     }
 
+    /// `RESTORE` of a value spread over frames, `len` bytes long, streamed.
+    fn restore_streamed(
+        &mut self,
+        head: &Head<'_>,
+        len: u64,
+        span: &Span<'_>,
+        cache: &mut Lookahead,
+        kr: &Arc<KeyRef>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let version = (self.ra.rdb_version.min(self.target_rdb) as u16).to_le_bytes();
+        let (ttl, tail) = self.restore_args(head);
+        let tail: Vec<&[u8]> = tail.iter().map(Vec::as_slice).collect();
+        let payload_len = usize::try_from(len + 11)
+            .map_err(|_| Error::new(ErrorKind::Unsupported, "a value too big for this machine"))?;
+        let ra = self.ra;
+        let type_byte = head.type_byte;
+        let mut end = None;
+        self.pipe.send_streamed(
+            &[b"RESTORE", head.key, ttl.as_bytes()],
+            payload_len,
+            &tail,
+            Expect::Restore,
+            Some(kr),
+            &mut |out| {
+                let mut crc = Crc64::new();
+                crc.update(&[type_byte]);
+                out.put(&[type_byte])?;
+                end = Some(walk(ra, span, Some(&mut *cache), &mut |p| {
+                    crc.update(p);
+                    out.put(p)
+                })?);
+                crc.update(&version);
+                out.put(&version)?;
+                out.put(&crc.value().to_le_bytes())
+            },
+        )?;
+        Ok(end.expect("set by the body"))
+    }
+
+    /// A string spread over frames, rebuilt with `APPEND`s of decoded chunks.
+    fn string_streamed(
+        &mut self,
+        head: &Head<'_>,
+        span: &Span<'_>,
+        cache: &mut Lookahead,
+        kr: &Arc<KeyRef>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let mut tmp = head.key.to_vec();
+        tmp.extend_from_slice(TMP_SUFFIX);
+        let step = Expect::Step;
+        self.pipe.cmd(&[b"DEL", &tmp], step, Some(kr))?;
+        let mut st = StringStream::new(self.opts.batch_bytes.max(MIN_STRING_CHUNK));
+        let mut appended = false;
+        let pipe = &mut *self.pipe;
+        let mut append = |c: &[u8]| {
+            appended = true;
+            pipe.cmd(&[b"APPEND", &tmp, c], step, Some(kr))
+        };
+        let end = walk(self.ra, span, Some(cache), &mut |p| st.push(p, &mut append))?;
+        st.finish(&mut append)?;
+        if !appended {
+            self.pipe.cmd(&[b"SET", &tmp, b""], step, Some(kr))?;
+        }
+        self.finish_rebuild(head, &tmp, kr)?;
+        Ok(end)
+    }
+
     /// Rebuilds a value with type commands on a temporary key, then renames it.
-    fn rebuild(&mut self, k: &ArchivedKey, v: Value, kr: &Arc<KeyRef>) -> Result<()> {
-        let mut tmp = k.key.clone();
+    fn rebuild(&mut self, head: &Head<'_>, v: Value, kr: &Arc<KeyRef>) -> Result<()> {
+        let mut tmp = head.key.to_vec();
         tmp.extend_from_slice(TMP_SUFFIX);
         let step = Expect::Step;
         self.pipe.cmd(&[b"DEL", &tmp], step, Some(kr))?;
@@ -739,17 +1045,23 @@ impl Writer<'_, '_, '_> {
             Value::Stream(s) => self.stream(&tmp, &s, kr)?,
             Value::Module { .. } => unreachable!("modules always go through RESTORE"),
         }
-        if let Some(ms) = k.meta.expire_ms {
+        self.finish_rebuild(head, &tmp, kr)
+    }
+
+    /// The expiry, then the rename of the rebuilt value onto its name.
+    fn finish_rebuild(&mut self, head: &Head<'_>, tmp: &[u8], kr: &Arc<KeyRef>) -> Result<()> {
+        let step = Expect::Step;
+        if let Some(ms) = head.meta.expire_ms {
             let ms = ms.to_string();
             self.pipe
-                .cmd(&[b"PEXPIREAT", &tmp, ms.as_bytes()], step, Some(kr))?;
+                .cmd(&[b"PEXPIREAT", tmp, ms.as_bytes()], step, Some(kr))?;
         }
         if self.opts.replace {
-            self.pipe.cmd(&[b"RENAME", &tmp, &k.key], step, Some(kr))?;
+            self.pipe.cmd(&[b"RENAME", tmp, head.key], step, Some(kr))?;
         } else {
             self.pipe
-                .cmd(&[b"RENAMENX", &tmp, &k.key], Expect::RenameNx, Some(kr))?;
-            self.pipe.cmd(&[b"DEL", &tmp], step, Some(kr))?;
+                .cmd(&[b"RENAMENX", tmp, head.key], Expect::RenameNx, Some(kr))?;
+            self.pipe.cmd(&[b"DEL", tmp], step, Some(kr))?;
         }
         Ok(())
     }
@@ -883,6 +1195,284 @@ impl Writer<'_, '_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A key as its KEY record gives it.
+struct Head<'k> {
+    type_byte: u8,
+    meta: &'k KeyMeta,
+    key: &'k [u8],
+}
+
+/// Where a value spread over frames starts: the KEY record `recs[ri]` of frame `fi`.
+struct Span<'s> {
+    entries: &'s [IndexEntry],
+    fi: usize,
+    recs: &'s [Record<'s>],
+    ri: usize,
+}
+
+/// Frames after a big value's first one, read while looking for its end and kept, in
+/// order from `first`, for sending it, while they fit in [`LOOKAHEAD_BYTES`].
+struct Lookahead {
+    first: usize,
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// A frame was dropped: keep no later ones.
+    full: bool,
+}
+
+impl Lookahead {
+    fn offer(&mut self, k: usize, frame: Vec<u8>) {
+        if !self.full
+            && k == self.first + self.frames.len()
+            && self.bytes + frame.len() <= LOOKAHEAD_BYTES
+        {
+            self.bytes += frame.len();
+            self.frames.push_back(frame);
+        } else {
+            self.full = true;
+        }
+    }
+
+    fn take(&mut self, k: usize) -> Option<Vec<u8>> {
+        if k == self.first && !self.frames.is_empty() {
+            self.first += 1;
+            let f = self.frames.pop_front()?;
+            self.bytes -= f.len();
+            Some(f)
+        } else {
+            None
+        }
+    }
+}
+
+fn broken(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("Redis archive stream is inconsistent: {what}"),
+    )
+}
+
+/// The pieces of a value in the KEY record's own frame: calls `f` with each; returns
+/// the record the value ends at there, if it does.
+fn first_pieces(span: &Span<'_>, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Option<usize>> {
+    let Record::Key { piece, more, .. } = &span.recs[span.ri] else {
+        unreachable!("a span starts at a KEY record");
+    };
+    f(piece)?;
+    if !*more {
+        return Ok(Some(span.ri));
+    }
+    for (j, r) in span.recs.iter().enumerate().skip(span.ri + 1) {
+        let Record::Value { piece, more } = r else {
+            return Err(broken("a key's value is cut short by another record"));
+        };
+        f(piece)?;
+        if !*more {
+            return Ok(Some(j));
+        }
+    }
+    Ok(None)
+}
+
+/// Leading VALUE records of a frame: the bytes they hold and, if the value ends in
+/// this frame, at which record.
+fn value_records(frame: &[u8]) -> Result<(u64, Option<usize>)> {
+    let mut n = 0u64;
+    for (j, r) in parse_frame(frame)?.iter().enumerate() {
+        let Record::Value { piece, more } = r else {
+            return Err(broken("a key's value is cut short by another record"));
+        };
+        n += piece.len() as u64;
+        if !*more {
+            return Ok((n, Some(j)));
+        }
+    }
+    Ok((n, None))
+}
+
+/// The length of a value spread over frames, reading the frames after the first a few
+/// at a time in parallel (only their records' lengths are looked at); the first ones
+/// are kept in `cache`.
+fn measure(ra: &RedisArchive<'_>, span: &Span<'_>, cache: &mut Lookahead) -> Result<u64> {
+    let mut len = 0u64;
+    if first_pieces(span, &mut |p| {
+        len += p.len() as u64;
+        Ok(())
+    })?
+    .is_some()
+    {
+        return Ok(len);
+    }
+    let mut k = span.fi + 1;
+    loop {
+        let batch =
+            &span.entries[k.min(span.entries.len())..(k + LOOKAHEAD_BATCH).min(span.entries.len())];
+        if batch.is_empty() {
+            return Err(broken("the stream ends inside a key"));
+        }
+        let read = ra
+            .mapped()
+            .par_map(batch, |_, raw| (value_records(&raw), raw));
+        for r in read {
+            let (found, raw) = r?;
+            let (n, end) = found?;
+            len += n;
+            cache.offer(k, raw);
+            if end.is_some() {
+                return Ok(len);
+            }
+            k += 1;
+        }
+    }
+}
+
+/// Calls `f` with every piece of a value spread over frames, in order (frames from
+/// `cache` when there, else read again). Returns where the value ends: frame, record,
+/// and that frame's bytes (empty when it ends in the first frame).
+fn walk(
+    ra: &RedisArchive<'_>,
+    span: &Span<'_>,
+    mut cache: Option<&mut Lookahead>,
+    f: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<(usize, usize, Vec<u8>)> {
+    if let Some(j) = first_pieces(span, f)? {
+        return Ok((span.fi, j, Vec::new()));
+    }
+    let mut k = span.fi + 1;
+    loop {
+        let Some(e) = span.entries.get(k) else {
+            return Err(broken("the stream ends inside a key"));
+        };
+        let frame = match cache.as_deref_mut().and_then(|c| c.take(k)) {
+            Some(f) => f,
+            None => ra.read_frame(e)?,
+        };
+        let mut end = None;
+        for (j, r) in parse_frame(&frame)?.iter().enumerate() {
+            let Record::Value { piece, more } = r else {
+                return Err(broken("a key's value is cut short by another record"));
+            };
+            f(piece)?;
+            if !*more {
+                end = Some(j);
+                break;
+            }
+        }
+        if let Some(j) = end {
+            return Ok((k, j, frame));
+        }
+        k += 1;
+    }
+}
+
+/// An RDB string arriving in pieces, handed out decoded in chunks (LZF decompressed on
+/// the way).
+struct StringStream {
+    chunk: usize,
+    /// The header's bytes, until it is whole.
+    head: Vec<u8>,
+    state: StrState,
+}
+
+enum StrState {
+    Header,
+    /// Plain bytes: this many still due.
+    Raw(u64),
+    /// An integer: its bytes, this many still due.
+    Int(StringKind, Vec<u8>, usize),
+    /// LZF: compressed bytes still due.
+    Lzf(u64, lzf::Decoder),
+    Done,
+}
+
+impl StringStream {
+    fn new(chunk: usize) -> Self {
+        StringStream {
+            chunk,
+            head: Vec::new(),
+            state: StrState::Header,
+        }
+    }
+
+    fn push(&mut self, mut p: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        while !p.is_empty() {
+            match &mut self.state {
+                StrState::Header => {
+                    let take = p.len().min(32 - self.head.len().min(32));
+                    let before = self.head.len();
+                    self.head.extend_from_slice(&p[..take]);
+                    let Some(h) = primitives::string_header(&self.head, 0)? else {
+                        if self.head.len() >= 32 {
+                            return Err(broken("a string header is too long"));
+                        }
+                        p = &p[take..];
+                        continue;
+                    };
+                    // Give back what went past the header.
+                    let used = h.header_len - before;
+                    p = &p[used..];
+                    self.head.clear();
+                    self.state = match h.kind {
+                        StringKind::Raw => StrState::Raw(h.body_len),
+                        StringKind::Int => StrState::Int(h.kind, Vec::new(), h.body_len as usize),
+                        StringKind::Lzf(ulen) => {
+                            StrState::Lzf(h.body_len, lzf::Decoder::new(ulen, self.chunk))
+                        }
+                    };
+                    if matches!(self.state, StrState::Raw(0)) {
+                        self.state = StrState::Done;
+                    }
+                }
+                StrState::Raw(left) => {
+                    let n = (*left).min(p.len() as u64) as usize;
+                    for c in p[..n].chunks(self.chunk) {
+                        out(c)?;
+                    }
+                    *left -= n as u64;
+                    p = &p[n..];
+                    if *left == 0 {
+                        self.state = StrState::Done;
+                    }
+                }
+                StrState::Int(kind, bytes, left) => {
+                    let n = (*left).min(p.len());
+                    bytes.extend_from_slice(&p[..n]);
+                    *left -= n;
+                    p = &p[n..];
+                    if *left == 0 {
+                        out(&primitives::decode_body(*kind, bytes, 0)?)?;
+                        self.state = StrState::Done;
+                    }
+                }
+                StrState::Lzf(left, dec) => {
+                    let n = (*left).min(p.len() as u64) as usize;
+                    dec.push(&p[..n], out)?;
+                    *left -= n as u64;
+                    p = &p[n..];
+                    if *left == 0 {
+                        let StrState::Lzf(_, dec) =
+                            std::mem::replace(&mut self.state, StrState::Done)
+                        else {
+                            unreachable!()
+                        };
+                        dec.finish(out)?;
+                    }
+                }
+                StrState::Done => return Err(broken("bytes after the end of a string")),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        match self.state {
+            StrState::Done => Ok(()),
+            StrState::Lzf(0, dec) => dec.finish(out),
+            _ => Err(broken("a string value is cut short")),
+        }
     }
 }
 
