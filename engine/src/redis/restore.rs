@@ -22,10 +22,17 @@
 //! Without `replace`, keys that already exist are left alone and reported (`BUSYKEY`, or
 //! `RENAMENX` answering 0). Keys whose expiry has passed are skipped.
 //!
-//! Memory: one key's value (a big value is reassembled from its frames, because `RESTORE`
-//! needs it whole), plus at most `window_bytes` of commands in flight: replies are read
-//! by a second thread as they come, and the writer waits when `window_commands` or
-//! `window_bytes` are outstanding.
+//! Memory does not grow with a key's size. A value within one frame is sent from that
+//! frame. A value spread over frames is streamed: its frames are read ahead to learn its
+//! length (the first 32 MiB of them kept, the rest read again), then the
+//! `RESTORE` bulk header is written and the pieces follow straight from the frames, one
+//! frame at a time, with the DUMP footer's CRC-64 computed on the way. On the command
+//! path a big string is `APPEND`ed in chunks as it is decoded (LZF included); other types
+//! rebuilt with commands are still decoded whole (their commands go in batches). On top
+//! of that, at most `window_bytes` of commands are in flight: replies are read by a
+//! second thread as they come, and the writer waits when `window_commands` or
+//! `window_bytes` are outstanding. (The archive itself is memory-mapped: the pages read
+//! count in the process's resident size until the kernel reclaims them.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
