@@ -37,13 +37,37 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// Size of `args` as RESP.
 pub fn encoded_len(args: &[&[&[u8]]]) -> usize {
-    let digits = |n: usize| n.to_string().len();
     let mut n = 3 + digits(args.len());
     for a in args {
         let len: usize = a.iter().map(|p| p.len()).sum();
         n += 5 + digits(len) + len;
     }
     n
+}
+
+/// Decimal digits of `n`.
+pub fn digits(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Appends `n` in decimal.
+pub fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut b = [0u8; 20];
+    let mut i = b.len();
+    loop {
+        i -= 1;
+        b[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&b[i..]);
 }
 
 /// A server error reply's first word: `ERR`, `NOAUTH`, `BUSYKEY`…
@@ -55,6 +79,8 @@ pub fn error_code(msg: &str) -> &str {
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// What each read lands in.
+    scratch: Vec<u8>,
     addr: String,
 }
 
@@ -94,6 +120,7 @@ impl Conn {
         let mut c = Conn {
             stream,
             buf: BytesMut::with_capacity(64 << 10),
+            scratch: Vec::new(),
             addr: addr.clone(),
         };
         if let Some(password) = &opts.password {
@@ -131,6 +158,7 @@ impl Conn {
         Ok(Conn {
             stream: self.stream.try_clone()?,
             buf: BytesMut::new(),
+            scratch: Vec::new(),
             addr: self.addr.clone(),
         })
     }
@@ -167,15 +195,55 @@ impl Conn {
                     ));
                 }
             }
-            let mut chunk = [0u8; 64 << 10];
-            let n = match self.stream.read(&mut chunk) {
+            self.fill()?;
+        }
+    }
+
+    /// Reads one reply, answering a `+OK` without decoding or allocating (pipelined
+    /// RESTOREs get little else); calls `idle` before it waits on the socket.
+    pub fn read_reply_or_ok(&mut self, idle: &mut dyn FnMut()) -> Result<Option<OwnedFrame>> {
+        loop {
+            if self.buf.starts_with(b"+OK\r\n") {
+                let _ = self.buf.split_to(5);
+                return Ok(None);
+            }
+            if !self.buf.is_empty() {
+                match redis_protocol::resp2::decode::decode(&self.buf) {
+                    Ok(Some((frame, used))) => {
+                        let _ = self.buf.split_to(used);
+                        return Ok(Some(frame));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("bad reply from redis at {}: {e:?}", self.addr),
+                        ));
+                    }
+                }
+            }
+            idle();
+            self.fill()?;
+        }
+    }
+
+    /// Reads what the socket has (at least one byte) into the buffer.
+    fn fill(&mut self) -> Result<()> {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; 64 << 10];
+        }
+        loop {
+            match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     return Err(Error::new(
                         ErrorKind::Protocol,
                         format!("redis at {} closed the connection", self.addr),
                     ));
                 }
-                Ok(n) => n,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&self.scratch[..n]);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let what = if matches!(
@@ -192,8 +260,7 @@ impl Conn {
                     )
                     .with_source(e));
                 }
-            };
-            self.buf.extend_from_slice(&chunk[..n]);
+            }
         }
     }
 
@@ -264,5 +331,13 @@ mod tests {
         assert_eq!(rdb_version_for("7.4.0"), Some(12));
         assert_eq!(rdb_version_for("8.0.1"), Some(12));
         assert_eq!(rdb_version_for("x"), None);
+        for n in [0u64, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut b = Vec::new();
+            put_decimal(&mut b, n);
+            assert_eq!(b, n.to_string().as_bytes());
+            if let Ok(u) = usize::try_from(n) {
+                assert_eq!(digits(u), b.len());
+            }
+        }
     }
 }

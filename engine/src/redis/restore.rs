@@ -35,8 +35,8 @@
 //! count in the process's resident size until the kernel reclaims them.)
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coffer_format::{IndexEntry, MappedArchive};
@@ -201,10 +201,11 @@ const MIN_STRING_CHUNK: usize = 64 << 10;
 const TMP_SUFFIX: &[u8] = b"\0coffer-restore";
 
 /// A key, as commands and replies refer to it.
-struct KeyRef {
+#[derive(Clone, Copy)]
+struct KeyRef<'n> {
     seq: u64,
     db: u32,
-    name: Vec<u8>,
+    name: &'n [u8],
 }
 
 fn show_key(db: u32, name: &[u8]) -> String {
@@ -224,37 +225,69 @@ enum Expect {
     RenameNx,
 }
 
+/// A key as a pending reply refers to it: its name is in its batch's `names`.
+#[derive(Clone, Copy)]
+struct KeyTag {
+    seq: u64,
+    db: u32,
+    at: usize,
+    len: usize,
+}
+
 struct Pending {
     bytes: usize,
     expect: Expect,
-    key: Option<Arc<KeyRef>>,
+    key: Option<KeyTag>,
 }
 
+/// The replies announced by one write to the socket.
 #[derive(Default)]
-struct WinState {
-    cmds: usize,
-    bytes: usize,
-    closed: bool,
+struct Batch {
+    pending: Vec<Pending>,
+    names: Vec<u8>,
 }
 
-/// Bounds the commands and bytes awaiting replies.
+/// Bounds the commands and bytes awaiting replies. Only the writer adds and only the
+/// reader takes away (in bulk, before it waits), so the counters are atomics and the
+/// lock is only taken to sleep and to wake a sleeping writer.
 struct Window {
-    state: Mutex<WinState>,
+    cmds: AtomicUsize,
+    bytes: AtomicUsize,
+    closed: AtomicBool,
+    waiting: AtomicBool,
+    lock: Mutex<()>,
     cv: Condvar,
     max_cmds: usize,
     max_bytes: usize,
 }
 
 impl Window {
-    fn fits(&self, s: &WinState, n: usize) -> bool {
-        s.cmds == 0 || (s.cmds < self.max_cmds && s.bytes + n <= self.max_bytes)
+    fn new(max_cmds: usize, max_bytes: usize) -> Self {
+        Window {
+            cmds: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            max_cmds: max_cmds.max(1),
+            max_bytes: max_bytes.max(1),
+        }
+    }
+
+    fn fits(&self, n: usize) -> bool {
+        let c = self.cmds.load(Ordering::SeqCst);
+        c == 0 || (c < self.max_cmds && self.bytes.load(Ordering::SeqCst) + n <= self.max_bytes)
+    }
+
+    fn add(&self, n: usize) {
+        self.cmds.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(n, Ordering::SeqCst);
     }
 
     fn try_acquire(&self, n: usize) -> bool {
-        let mut s = self.state.lock().expect("window lock");
-        if !s.closed && self.fits(&s, n) {
-            s.cmds += 1;
-            s.bytes += n;
+        if !self.closed.load(Ordering::SeqCst) && self.fits(n) {
+            self.add(n);
             true
         } else {
             false
@@ -263,27 +296,41 @@ impl Window {
 
     /// Waits for room; `false` if the reader is gone.
     fn acquire(&self, n: usize) -> bool {
-        let mut s = self.state.lock().expect("window lock");
-        while !s.closed && !self.fits(&s, n) {
-            s = self.cv.wait(s).expect("window lock");
+        let mut g = self.lock.lock().expect("window lock");
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                self.waiting.store(false, Ordering::SeqCst);
+                return false;
+            }
+            self.waiting.store(true, Ordering::SeqCst);
+            if self.fits(n) {
+                self.waiting.store(false, Ordering::SeqCst);
+                self.add(n);
+                return true;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .expect("window lock")
+                .0;
         }
-        if s.closed {
-            return false;
-        }
-        s.cmds += 1;
-        s.bytes += n;
-        true
     }
 
-    fn release(&self, n: usize) {
-        let mut s = self.state.lock().expect("window lock");
-        s.cmds -= 1;
-        s.bytes -= n;
-        self.cv.notify_all();
+    fn release(&self, cmds: usize, bytes: usize) {
+        if cmds == 0 {
+            return;
+        }
+        self.bytes.fetch_sub(bytes, Ordering::SeqCst);
+        self.cmds.fetch_sub(cmds, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            let _g = self.lock.lock().expect("window lock");
+            self.cv.notify_all();
+        }
     }
 
     fn close(&self) {
-        self.state.lock().expect("window lock").closed = true;
+        self.closed.store(true, Ordering::SeqCst);
+        let _g = self.lock.lock().expect("window lock");
         self.cv.notify_all();
     }
 }
@@ -307,7 +354,7 @@ impl Tally {
         }
     }
 
-    fn fail(&mut self, k: &KeyRef, msg: &str) {
+    fn fail(&mut self, k: &KeyRef<'_>, msg: &str) {
         if self.last_failed == Some(k.seq) {
             return;
         }
@@ -315,48 +362,77 @@ impl Tally {
         self.failed += 1;
         if self.errors.len() < self.max_reported {
             self.errors
-                .push(format!("{}: {msg}", show_key(k.db, &k.name)));
+                .push(format!("{}: {msg}", show_key(k.db, k.name)));
         }
     }
 }
 
 fn read_replies(
     mut rd: Conn,
-    rx: Receiver<Pending>,
+    rx: Receiver<Batch>,
     win: &Window,
     tally: &Mutex<Tally>,
 ) -> Result<()> {
-    for p in rx.iter() {
-        let reply = match rd.read_reply() {
-            Ok(r) => r,
-            Err(e) => {
-                win.close();
-                return Err(e);
+    // Replies read but not yet given back to the window: given back in bulk whenever the
+    // reader is about to wait.
+    let (mut cmds, mut bytes) = (0usize, 0usize);
+    let r = (|| {
+        loop {
+            let batch = match rx.try_recv() {
+                Ok(b) => b,
+                Err(_) => {
+                    win.release(std::mem::take(&mut cmds), std::mem::take(&mut bytes));
+                    match rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            };
+            for p in &batch.pending {
+                let reply = rd.read_reply_or_ok(&mut || {
+                    win.release(std::mem::take(&mut cmds), std::mem::take(&mut bytes));
+                })?;
+                cmds += 1;
+                bytes += p.bytes;
+                let Some(reply) = reply else { continue };
+                let key = p.key.map(|k| KeyRef {
+                    seq: k.seq,
+                    db: k.db,
+                    name: &batch.names[k.at..k.at + k.len],
+                });
+                match (p.expect, reply, key) {
+                    (Expect::Fatal, OwnedFrame::Error(e), _) => {
+                        return Err(Error::new(ErrorKind::Server, format!("redis refused: {e}")));
+                    }
+                    (Expect::Restore, OwnedFrame::Error(e), Some(k))
+                        if error_code(&e) == "BUSYKEY" =>
+                    {
+                        tally.lock().expect("tally lock").exists(k.db, k.name)
+                    }
+                    (Expect::RenameNx, OwnedFrame::Integer(0), Some(k)) => {
+                        tally.lock().expect("tally lock").exists(k.db, k.name)
+                    }
+                    (_, OwnedFrame::Error(e), Some(k)) => {
+                        tally.lock().expect("tally lock").fail(&k, &e)
+                    }
+                    _ => {}
+                }
             }
-        };
-        win.release(p.bytes);
-        let mut t = tally.lock().expect("tally lock");
-        match (p.expect, reply, p.key.as_deref()) {
-            (Expect::Fatal, OwnedFrame::Error(e), _) => {
-                win.close();
-                return Err(Error::new(ErrorKind::Server, format!("redis refused: {e}")));
-            }
-            (Expect::Restore, OwnedFrame::Error(e), Some(k)) if error_code(&e) == "BUSYKEY" => {
-                t.exists(k.db, &k.name)
-            }
-            (Expect::RenameNx, OwnedFrame::Integer(0), Some(k)) => t.exists(k.db, &k.name),
-            (_, OwnedFrame::Error(e), Some(k)) => t.fail(k, &e),
-            _ => {}
         }
+    })();
+    if r.is_err() {
+        win.close();
     }
-    Ok(())
+    r
 }
 
 /// The writing half of the pipeline.
 struct Pipe<'w> {
     conn: Conn,
     out: Vec<u8>,
-    tx: Option<Sender<Pending>>,
+    /// The replies of the commands in `out`, handed to the reader when it is written.
+    batch: Batch,
+    tx: Option<Sender<Batch>>,
     win: &'w Window,
 }
 
@@ -366,6 +442,14 @@ impl Pipe<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        if !self.batch.pending.is_empty() {
+            let b = std::mem::take(&mut self.batch);
+            self.tx
+                .as_ref()
+                .expect("open until finish")
+                .send(b)
+                .map_err(|_| Self::closed())?;
+        }
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
             self.conn.write_all(&out)?;
@@ -376,22 +460,29 @@ impl Pipe<'_> {
     }
 
     /// Waits for room for a command of `len` bytes and announces its reply.
-    fn reserve(&mut self, len: usize, expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
+    fn reserve(&mut self, len: usize, expect: Expect, key: Option<&KeyRef<'_>>) -> Result<()> {
         if !self.win.try_acquire(len) {
             self.flush()?;
             if !self.win.acquire(len) {
                 return Err(Self::closed());
             }
         }
-        self.tx
-            .as_ref()
-            .expect("open until finish")
-            .send(Pending {
-                bytes: len,
-                expect,
-                key: key.cloned(),
-            })
-            .map_err(|_| Self::closed())
+        let key = key.map(|k| {
+            let at = self.batch.names.len();
+            self.batch.names.extend_from_slice(k.name);
+            KeyTag {
+                seq: k.seq,
+                db: k.db,
+                at,
+                len: k.name.len(),
+            }
+        });
+        self.batch.pending.push(Pending {
+            bytes: len,
+            expect,
+            key,
+        });
+        Ok(())
     }
 
     fn bulk_header(&mut self, n: usize) {
@@ -408,7 +499,7 @@ impl Pipe<'_> {
         payload_len: usize,
         tail: &[&[u8]],
         expect: Expect,
-        key: Option<&Arc<KeyRef>>,
+        key: Option<&KeyRef<'_>>,
         body: &mut dyn FnMut(&mut Body<'_, '_>) -> Result<()>,
     ) -> Result<()> {
         let bulk = |n: usize| 5 + n.to_string().len() + n;
@@ -454,7 +545,7 @@ impl Pipe<'_> {
         Ok(())
     }
 
-    fn send(&mut self, args: &[&[&[u8]]], expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
+    fn send(&mut self, args: &[&[&[u8]]], expect: Expect, key: Option<&KeyRef<'_>>) -> Result<()> {
         let len = encoded_len(args);
         self.reserve(len, expect, key)?;
         let big = args
@@ -491,7 +582,7 @@ impl Pipe<'_> {
         Ok(())
     }
 
-    fn cmd(&mut self, args: &[&[u8]], expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
+    fn cmd(&mut self, args: &[&[u8]], expect: Expect, key: Option<&KeyRef<'_>>) -> Result<()> {
         let parts: Vec<[&[u8]; 1]> = args.iter().map(|a| [*a]).collect();
         let refs: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
         self.send(&refs, expect, key)
@@ -602,14 +693,9 @@ pub fn restore(
 
     let dbs = ra.databases()?;
     let total_keys: u64 = dbs.iter().map(|d| d.keys).sum();
-    let win = Window {
-        state: Mutex::new(WinState::default()),
-        cv: Condvar::new(),
-        max_cmds: opts.window_commands.max(1),
-        max_bytes: opts.window_bytes.max(1),
-    };
+    let win = Window::new(opts.window_commands, opts.window_bytes);
     let tally = Mutex::new(tally);
-    let (tx, rx) = crossbeam_channel::unbounded::<Pending>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Batch>();
     let reader_conn = conn.try_clone()?;
     let sent_keys = AtomicU64::new(0);
     let now = now_ms();
@@ -619,6 +705,7 @@ pub fn restore(
         let mut pipe = Pipe {
             conn,
             out: Vec::with_capacity(DIRECT_WRITE * 2),
+            batch: Batch::default(),
             tx: Some(tx),
             win: &win,
         };
@@ -777,7 +864,7 @@ impl Writer<'_, '_, '_> {
     }
 
     /// Counts a key that is filtered out, or selects its database and numbers it.
-    fn admit(&mut self, db: u32, head: &Head<'_>) -> Result<Option<Arc<KeyRef>>> {
+    fn admit<'k>(&mut self, db: u32, head: &Head<'k>) -> Result<Option<KeyRef<'k>>> {
         if let Some(p) = &self.opts.pattern {
             if !glob_match(p, head.key) {
                 self.summary.skipped_pattern += 1;
@@ -794,11 +881,11 @@ impl Writer<'_, '_, '_> {
             self.current_db = Some(db);
         }
         self.seq += 1;
-        Ok(Some(Arc::new(KeyRef {
+        Ok(Some(KeyRef {
             seq: self.seq,
             db,
-            name: head.key.to_vec(),
-        })))
+            name: head.key,
+        }))
     }
 
     /// Whether a value of `type_byte` and `len` bytes goes as `RESTORE`.
@@ -836,12 +923,7 @@ impl Writer<'_, '_, '_> {
         Ok(())
     }
 
-    fn decode_and_rebuild(
-        &mut self,
-        head: &Head<'_>,
-        value: &[u8],
-        kr: &Arc<KeyRef>,
-    ) -> Result<()> {
+    fn decode_and_rebuild(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
         match decode_value(head.type_byte, value, self.ra.rdb_version) {
             Ok(v) => self.rebuild(head, v, kr),
             Err(e) => {
@@ -918,9 +1000,70 @@ impl Writer<'_, '_, '_> {
         (ttl, tail)
     }
 
-    fn restore_cmd(&mut self, head: &Head<'_>, value: &[u8], kr: &Arc<KeyRef>) -> Result<()> {
+    fn restore_cmd(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
         let version = self.ra.rdb_version.min(self.target_rdb) as u16;
         let footer = dump_footer(head.type_byte, value, version);
+        if value.len() < DIRECT_WRITE {
+            // The common case, encoded straight into the output buffer.
+            let ttl = Dec::new(head.meta.expire_ms.unwrap_or(0).max(0) as u64);
+            let hint = match (head.meta.idle_s, head.meta.freq) {
+                (Some(i), _) => Some((&b"IDLETIME"[..], Dec::new(i))),
+                (None, Some(f)) => Some((&b"FREQ"[..], Dec::new(u64::from(f)))),
+                (None, None) => None,
+            };
+            let abs = head.meta.expire_ms.is_some();
+            let argc = 4
+                + usize::from(abs)
+                + usize::from(self.opts.replace)
+                + 2 * usize::from(hint.is_some());
+            let bulk = |n: usize| 5 + conn::digits(n) + n;
+            let plen = 1 + value.len() + footer.len();
+            let mut len = 3
+                + conn::digits(argc)
+                + bulk(7)
+                + bulk(head.key.len())
+                + bulk(ttl.len())
+                + bulk(plen);
+            if abs {
+                len += bulk(6);
+            }
+            if self.opts.replace {
+                len += bulk(7);
+            }
+            if let Some((name, n)) = &hint {
+                len += bulk(name.len()) + bulk(n.len());
+            }
+            self.pipe.reserve(len, Expect::Restore, Some(kr))?;
+            let out = &mut self.pipe.out;
+            let start = out.len();
+            out.push(b'*');
+            conn::put_decimal(out, argc as u64);
+            out.extend_from_slice(b"\r\n$7\r\nRESTORE\r\n");
+            put_bulk(out, head.key);
+            put_bulk(out, ttl.as_bytes());
+            out.push(b'$');
+            conn::put_decimal(out, plen as u64);
+            out.extend_from_slice(b"\r\n");
+            out.push(head.type_byte);
+            out.extend_from_slice(value);
+            out.extend_from_slice(&footer);
+            out.extend_from_slice(b"\r\n");
+            if abs {
+                out.extend_from_slice(b"$6\r\nABSTTL\r\n");
+            }
+            if self.opts.replace {
+                out.extend_from_slice(b"$7\r\nREPLACE\r\n");
+            }
+            if let Some((name, n)) = &hint {
+                put_bulk(out, name);
+                put_bulk(out, n.as_bytes());
+            }
+            debug_assert_eq!(out.len() - start, len);
+            if out.len() >= DIRECT_WRITE {
+                self.pipe.flush()?;
+            }
+            return Ok(());
+        }
         let (ttl, tail) = self.restore_args(head);
         let type_byte = [head.type_byte];
         let payload = [&type_byte[..], value, &footer[..]];
@@ -939,7 +1082,7 @@ impl Writer<'_, '_, '_> {
         len: u64,
         span: &Span<'_>,
         cache: &mut Lookahead,
-        kr: &Arc<KeyRef>,
+        kr: &KeyRef<'_>,
     ) -> Result<(usize, usize, Vec<u8>)> {
         let version = (self.ra.rdb_version.min(self.target_rdb) as u16).to_le_bytes();
         let (ttl, tail) = self.restore_args(head);
@@ -977,7 +1120,7 @@ impl Writer<'_, '_, '_> {
         head: &Head<'_>,
         span: &Span<'_>,
         cache: &mut Lookahead,
-        kr: &Arc<KeyRef>,
+        kr: &KeyRef<'_>,
     ) -> Result<(usize, usize, Vec<u8>)> {
         let mut tmp = head.key.to_vec();
         tmp.extend_from_slice(TMP_SUFFIX);
@@ -1000,7 +1143,7 @@ impl Writer<'_, '_, '_> {
     }
 
     /// Rebuilds a value with type commands on a temporary key, then renames it.
-    fn rebuild(&mut self, head: &Head<'_>, v: Value, kr: &Arc<KeyRef>) -> Result<()> {
+    fn rebuild(&mut self, head: &Head<'_>, v: Value, kr: &KeyRef<'_>) -> Result<()> {
         let mut tmp = head.key.to_vec();
         tmp.extend_from_slice(TMP_SUFFIX);
         let step = Expect::Step;
@@ -1056,7 +1199,7 @@ impl Writer<'_, '_, '_> {
     }
 
     /// The expiry, then the rename of the rebuilt value onto its name.
-    fn finish_rebuild(&mut self, head: &Head<'_>, tmp: &[u8], kr: &Arc<KeyRef>) -> Result<()> {
+    fn finish_rebuild(&mut self, head: &Head<'_>, tmp: &[u8], kr: &KeyRef<'_>) -> Result<()> {
         let step = Expect::Step;
         if let Some(ms) = head.meta.expire_ms {
             let ms = ms.to_string();
@@ -1080,7 +1223,7 @@ impl Writer<'_, '_, '_> {
         tmp: &[u8],
         items: &[&[u8]],
         group: usize,
-        kr: &Arc<KeyRef>,
+        kr: &KeyRef<'_>,
     ) -> Result<()> {
         let max_items = self.opts.batch_elements.max(1) * group;
         let mut at = 0;
@@ -1105,7 +1248,7 @@ impl Writer<'_, '_, '_> {
         Ok(())
     }
 
-    fn stream(&mut self, tmp: &[u8], s: &Stream, kr: &Arc<KeyRef>) -> Result<()> {
+    fn stream(&mut self, tmp: &[u8], s: &Stream, kr: &KeyRef<'_>) -> Result<()> {
         let step = Expect::Step;
         let v7 = self.target_mm >= (7, 0);
         for e in &s.entries {
@@ -1203,6 +1346,43 @@ impl Writer<'_, '_, '_> {
         }
         Ok(())
     }
+}
+
+/// A number in decimal, on the stack.
+struct Dec {
+    b: [u8; 20],
+    at: usize,
+}
+
+impl Dec {
+    fn new(mut n: u64) -> Self {
+        let mut d = Dec { b: [0; 20], at: 20 };
+        loop {
+            d.at -= 1;
+            d.b[d.at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return d;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.b[self.at..]
+    }
+
+    fn len(&self) -> usize {
+        20 - self.at
+    }
+}
+
+/// Appends a RESP bulk string.
+fn put_bulk(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'$');
+    conn::put_decimal(out, b.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A key as its KEY record gives it.
@@ -1313,10 +1493,12 @@ fn measure(ra: &RedisArchive<'_>, span: &Span<'_>, cache: &mut Lookahead) -> Res
     {
         return Ok(len);
     }
+    // Most values that cross a frame boundary end in the next frame: read that one alone.
     let mut k = span.fi + 1;
+    let mut at_once = 1;
     loop {
-        let batch =
-            &span.entries[k.min(span.entries.len())..(k + LOOKAHEAD_BATCH).min(span.entries.len())];
+        let batch = &span.entries[k.min(span.entries.len())..(k + at_once).min(span.entries.len())];
+        at_once = LOOKAHEAD_BATCH;
         if batch.is_empty() {
             return Err(broken("the stream ends inside a key"));
         }
