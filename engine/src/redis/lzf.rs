@@ -13,8 +13,28 @@ use crate::redis::corrupt;
 /// The output never grows past `expected_len`, and it is allocated as it is produced,
 /// so a hostile `expected_len` costs nothing the input does not actually expand to.
 pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>> {
-    // LZF expands at most ~132x (a 3-byte back-reference copies 264 bytes).
-    let mut out = Vec::with_capacity(expected_len.min(input.len().saturating_mul(4) + 64));
+    let mut out = Vec::new();
+    decompress_into(input, expected_len, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`], appending to `out` (on error, `out` is left as it was).
+///
+/// The output is allocated as it is produced, so a hostile `expected_len` costs
+/// nothing the input does not actually expand to.
+pub fn decompress_into(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Result<()> {
+    let base = out.len();
+    let r = expand(input, expected_len, base, out);
+    if r.is_err() {
+        out.truncate(base);
+    }
+    r
+}
+
+fn expand(input: &[u8], expected_len: usize, base: usize, out: &mut Vec<u8>) -> Result<()> {
+    let end = base.saturating_add(expected_len);
+    // LZF expands at most 88x (a 3-byte back-reference copies 264 bytes).
+    out.reserve(expected_len.min(input.len().saturating_mul(4) + 64));
     let mut ip = 0;
     while ip < input.len() {
         let ctrl = usize::from(input[ip]);
@@ -28,7 +48,7 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>> {
                     format!("literal run of {n} bytes past the end"),
                 )
             })?;
-            if out.len() + n > expected_len {
+            if out.len() + n > end {
                 return Err(too_long(ip, expected_len));
             }
             out.extend_from_slice(lit);
@@ -47,39 +67,40 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>> {
                 .ok_or_else(|| corrupt("LZF string", ip, "back-reference cut short"))?;
             ip += 1;
             let distance = ((ctrl & 0x1f) << 8) + usize::from(low) + 1;
-            if distance > out.len() {
+            let written = out.len() - base;
+            if distance > written {
                 return Err(corrupt(
                     "LZF string",
                     ip - 1,
-                    format!(
-                        "back-reference {distance} bytes back with only {} written",
-                        out.len()
-                    ),
+                    format!("back-reference {distance} bytes back with only {written} written"),
                 ));
             }
             let n = len + 2;
-            if out.len() + n > expected_len {
+            if out.len() + n > end {
                 return Err(too_long(ip, expected_len));
             }
             let start = out.len() - distance;
-            if distance >= n {
-                out.extend_from_within(start..start + n);
-            } else {
-                for i in 0..n {
-                    let b = out[start + i];
-                    out.push(b);
-                }
+            // Overlapping when distance < n: the last `distance` bytes repeat, so copying
+            // the longest run already there at each step gives the same bytes.
+            let mut left = n;
+            while left > 0 {
+                let step = left.min(out.len() - start);
+                out.extend_from_within(start..start + step);
+                left -= step;
             }
         }
     }
-    if out.len() != expected_len {
+    if out.len() != end {
         return Err(corrupt(
             "LZF string",
             input.len(),
-            format!("expanded to {} bytes, declared {expected_len}", out.len()),
+            format!(
+                "expanded to {} bytes, declared {expected_len}",
+                out.len() - base
+            ),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The farthest an LZF back-reference reaches: 13 bits of distance, plus one.

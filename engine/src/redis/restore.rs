@@ -9,6 +9,9 @@
 //!   (from `INFO server`'s `redis_version`) is at least the one that introduced the type.
 //!   The footer carries `min(source, target)` RDB version, which is all `RESTORE` checks.
 //!   When the target's version is unknown (INFO refused), the source's is assumed.
+//!   LZF-compressed strings in a value that is one string or blob (a string, listpack,
+//!   ziplist, intset) or a quicklist of them are sent expanded (up to 1 MiB): the server's
+//!   one thread is what a restore waits for, and decompressing was a sixth of its work.
 //! * **Type commands** otherwise (an older target that does not know a listpack encoding,
 //!   a value over the 512 MB bulk limit, or [`RedisRestoreOptions::force_commands`]): the
 //!   value is decoded and rebuilt on a temporary key (`<key>\0coffer-restore`) with
@@ -717,6 +720,7 @@ pub fn restore(
             target_mm: target_mm.unwrap_or((99, 0)),
             summary: &mut summary,
             tally: &tally,
+            scratch: Vec::new(),
             seq: 0,
             now,
             current_db: None,
@@ -783,6 +787,8 @@ struct Writer<'a, 'p, 'w> {
     target_mm: (u32, u32),
     summary: &'a mut RedisRestoreSummary,
     tally: &'a Mutex<Tally>,
+    /// Where LZF strings are expanded.
+    scratch: Vec<u8>,
     seq: u64,
     now: i64,
     current_db: Option<u32>,
@@ -1001,6 +1007,18 @@ impl Writer<'_, '_, '_> {
     }
 
     fn restore_cmd(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
+        // LZF strings are expanded here rather than by the server, whose one thread is
+        // what a restore waits for.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = match inflate(head.type_byte, value, &mut scratch) {
+            Some(v) => self.restore_payload(head, v, kr),
+            None => self.restore_payload(head, value, kr),
+        };
+        self.scratch = scratch;
+        r
+    }
+
+    fn restore_payload(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
         let version = self.ra.rdb_version.min(self.target_rdb) as u16;
         let footer = dump_footer(head.type_byte, value, version);
         if value.len() < DIRECT_WRITE {
@@ -1346,6 +1364,60 @@ impl Writer<'_, '_, '_> {
         }
         Ok(())
     }
+}
+
+/// Largest value [`inflate`] writes out.
+const MAX_INFLATE: u64 = 1 << 20;
+
+/// The value with its LZF-compressed strings stored plain, in `out`, when its type is
+/// one string (a string, or a listpack, ziplist, intset or zipmap blob) or a quicklist
+/// of them; `None` when it has none (or something does not parse: it then goes as
+/// archived, for the server to judge).
+fn inflate<'o>(type_byte: u8, value: &[u8], out: &'o mut Vec<u8>) -> Option<&'o [u8]> {
+    out.clear();
+    let mut at = 0;
+    let mut any = false;
+    let mut string = |at: &mut usize, out: &mut Vec<u8>| -> Option<()> {
+        let h = primitives::string_header(&value[*at..], 0).ok()??;
+        let end = (*at + h.header_len).checked_add(usize::try_from(h.body_len).ok()?)?;
+        let body = value.get(*at + h.header_len..end)?;
+        match h.kind {
+            StringKind::Lzf(ulen) if out.len() as u64 + ulen <= MAX_INFLATE => {
+                super::rdbfile::put_len(out, ulen);
+                lzf::decompress_into(body, ulen as usize, out).ok()?;
+                any = true;
+            }
+            _ => out.extend_from_slice(&value[*at..end]),
+        }
+        *at = end;
+        Some(())
+    };
+    match type_byte {
+        t::STRING
+        | t::HASH_ZIPMAP
+        | t::LIST_ZIPLIST
+        | t::SET_INTSET
+        | t::ZSET_ZIPLIST
+        | t::HASH_ZIPLIST
+        | t::HASH_LISTPACK
+        | t::ZSET_LISTPACK
+        | t::SET_LISTPACK => string(&mut at, out)?,
+        t::LIST_QUICKLIST | t::LIST_QUICKLIST_2 => {
+            let (n, used) = primitives::plain_length(value, 0).ok()??;
+            out.extend_from_slice(&value[..used]);
+            at = used;
+            for _ in 0..n {
+                if type_byte == t::LIST_QUICKLIST_2 {
+                    let (_, used) = primitives::plain_length(&value[at..], 0).ok()??;
+                    out.extend_from_slice(&value[at..at + used]);
+                    at += used;
+                }
+                string(&mut at, out)?;
+            }
+        }
+        _ => return None,
+    }
+    (any && at == value.len()).then_some(out.as_slice())
 }
 
 /// A number in decimal, on the stack.
@@ -1699,5 +1771,31 @@ mod tests {
         assert_eq!(type_min_rdb(t::SET_LISTPACK), Some(11));
         assert_eq!(type_min_rdb(t::HASH_METADATA_PRE_GA), None);
         assert_eq!(library_name(b"#!lua name=mylib\nreturn"), "mylib");
+    }
+
+    #[test]
+    fn lzf_strings_are_inflated() {
+        // "abcabcabc" as an LZF string: 0xC3, compressed length 6, length 9.
+        let lzf = [0xC3, 6, 9, 0x02, b'a', b'b', b'c', 4 << 5, 0x02];
+        let mut plain = vec![9u8];
+        plain.extend_from_slice(b"abcabcabc");
+        let mut out = Vec::new();
+        assert_eq!(inflate(t::STRING, &lzf, &mut out), Some(&plain[..]));
+        assert_eq!(inflate(t::HASH_LISTPACK, &lzf, &mut out), Some(&plain[..]));
+        // A quicklist of two nodes (container 2), one compressed.
+        let mut ql = vec![2u8, 2];
+        ql.extend_from_slice(&lzf);
+        ql.extend_from_slice(&[2, 1, b'z']);
+        let mut want = vec![2u8, 2];
+        want.extend_from_slice(&plain);
+        want.extend_from_slice(&[2, 1, b'z']);
+        assert_eq!(inflate(t::LIST_QUICKLIST_2, &ql, &mut out), Some(&want[..]));
+        // Nothing compressed, trailing bytes, damage, other types: sent as they are.
+        assert_eq!(inflate(t::STRING, &plain, &mut out), None);
+        let mut longer = lzf.to_vec();
+        longer.push(0);
+        assert_eq!(inflate(t::STRING, &longer, &mut out), None);
+        assert_eq!(inflate(t::STRING, &lzf[..7], &mut out), None);
+        assert_eq!(inflate(t::SET, &lzf, &mut out), None);
     }
 }
