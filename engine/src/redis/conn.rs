@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::replica::ReplicaOptions;
+use super::tls::Session;
 use crate::{Error, ErrorKind, Result};
 
 /// Appends `args` as a RESP array of bulk strings; each argument is the concatenation of
@@ -82,6 +83,10 @@ pub struct Conn {
     /// What each read lands in.
     scratch: Vec<u8>,
     addr: String,
+    /// The TLS session over the socket (`rediss://`), shared with [`Conn::try_clone`]s.
+    tls: Option<Session>,
+    /// TLS records being written.
+    sealed: Vec<u8>,
 }
 
 impl Conn {
@@ -113,15 +118,26 @@ impl Conn {
                 })));
             }
         };
+        let mut stream = stream;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(opts.read_timeout))
             .map_err(fail)?;
+        let tls = match &opts.tls {
+            Some(t) => {
+                let s = Session::new(t, &opts.host, &addr)?;
+                s.handshake(&mut stream)?;
+                Some(s)
+            }
+            None => None,
+        };
         let mut c = Conn {
             stream,
             buf: BytesMut::with_capacity(64 << 10),
             scratch: Vec::new(),
             addr: addr.clone(),
+            tls,
+            sealed: Vec::new(),
         };
         if let Some(password) = &opts.password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
@@ -160,6 +176,8 @@ impl Conn {
             buf: BytesMut::new(),
             scratch: Vec::new(),
             addr: self.addr.clone(),
+            tls: self.tls.clone(),
+            sealed: Vec::new(),
         })
     }
 
@@ -170,6 +188,14 @@ impl Conn {
 
     /// Writes raw bytes.
     pub fn write_all(&mut self, b: &[u8]) -> Result<()> {
+        let b = match &self.tls {
+            Some(s) => {
+                self.sealed.clear();
+                s.seal(b, &mut self.sealed)?;
+                &self.sealed[..]
+            }
+            None => b,
+        };
         self.stream.write_all(b).map_err(|e| {
             Error::new(
                 ErrorKind::Protocol,
@@ -240,10 +266,26 @@ impl Conn {
                         format!("redis at {} closed the connection", self.addr),
                     ));
                 }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&self.scratch[..n]);
-                    return Ok(());
-                }
+                Ok(n) => match &self.tls {
+                    None => {
+                        self.buf.extend_from_slice(&self.scratch[..n]);
+                        return Ok(());
+                    }
+                    Some(s) => {
+                        let before = self.buf.len();
+                        let open = s.open(&self.scratch[..n], &mut self.buf)?;
+                        if self.buf.len() > before {
+                            return Ok(());
+                        }
+                        if !open {
+                            return Err(Error::new(
+                                ErrorKind::Protocol,
+                                format!("redis at {} closed the connection", self.addr),
+                            ));
+                        }
+                        // Part of a record: read on.
+                    }
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let what = if matches!(
