@@ -533,7 +533,7 @@ impl Pipe<'_> {
         if b.left != 0 {
             return Err(Error::new(
                 ErrorKind::Corrupt,
-                "a value came out shorter on its second read: was the archive changed?",
+                "a value's pieces add up to less than its announced length (damaged or changed archive?)",
             ));
         }
         self.out.extend_from_slice(b"\r\n");
@@ -604,7 +604,7 @@ impl Body<'_, '_> {
         if b.len() > self.left {
             return Err(Error::new(
                 ErrorKind::Corrupt,
-                "a value came out longer on its second read: was the archive changed?",
+                "a value's pieces add up to more than its announced length (damaged or changed archive?)",
             ));
         }
         self.left -= b.len();
@@ -965,7 +965,11 @@ impl Writer<'_, '_, '_> {
             bytes: 0,
             full: false,
         };
-        let len = measure(ra, span, &mut cache)?;
+        // A string's header says how long it is; anything else is measured.
+        let len = match string_len(head.type_byte, span) {
+            Some(n) => n,
+            None => measure(ra, span, &mut cache)?,
+        };
         let end = if self.use_restore(head.type_byte, len) {
             self.summary.via_restore += 1;
             self.restore_streamed(head, len, span, &mut cache, &kr)?
@@ -1534,6 +1538,19 @@ fn first_pieces(span: &Span<'_>, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Resu
         }
     }
     Ok(None)
+}
+
+/// The length of a string value, from the RDB string header at the start of its first
+/// piece (when the piece holds it whole).
+fn string_len(type_byte: u8, span: &Span<'_>) -> Option<u64> {
+    if type_byte != t::STRING {
+        return None;
+    }
+    let Record::Key { piece, .. } = &span.recs[span.ri] else {
+        return None;
+    };
+    let h = primitives::string_header(piece, 0).ok()??;
+    (h.header_len as u64).checked_add(h.body_len)
 }
 
 /// Leading VALUE records of a frame: the bytes they hold and, if the value ends in
