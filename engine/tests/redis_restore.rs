@@ -120,10 +120,11 @@ fn digest(server: &RedisServer, key: &[u8]) -> Vec<u8> {
     bulk(&v[0])
 }
 
-/// Strings of 64 MiB, one plain and one LZF-compressed, each over dozens of frames, go
-/// out streamed (RESTORE with the payload written piece by piece; APPENDs of decoded
-/// chunks with type commands) and come back identical; a big key left out by the
-/// pattern is stepped over without losing the keys after it.
+/// Strings of 64 MiB, one plain and one LZF-compressed, each over dozens of frames, and
+/// collections of several MiB go out streamed (RESTORE with the payload written piece by
+/// piece; with type commands, APPENDs of decoded chunks and batches of elements as they
+/// are decoded) and come back identical; a big key left out by the pattern is stepped
+/// over without losing the keys after it.
 #[test]
 fn big_strings_stream_through_restore_and_commands() {
     const MIB: usize = 1 << 20;
@@ -149,6 +150,29 @@ fn big_strings_stream_through_restore_and_commands() {
             &[b"PEXPIREAT", b"big:text", EXPIRE_AT.to_string().as_bytes()],
         );
         cmd(&mut c, &[b"RPUSH", b"a:list", b"x", b"y"]);
+        // Collections of several MiB each (hashtable, skiplist and quicklist encodings).
+        for chunk in 0..200u64 {
+            let (mut h, mut z, mut l, mut st) = (
+                vec![b"HSET".to_vec(), b"big:hash".to_vec()],
+                vec![b"ZADD".to_vec(), b"big:zset".to_vec()],
+                vec![b"RPUSH".to_vec(), b"big:list".to_vec()],
+                vec![b"SADD".to_vec(), b"big:set".to_vec()],
+            );
+            for i in chunk * 1000..(chunk + 1) * 1000 {
+                h.push(format!("field:{i}").into_bytes());
+                h.push(format!("value {i} of a big hash").into_bytes());
+                if i % 2 == 0 {
+                    z.push(format!("{}", i as f64 * 0.25 - 7.0).into_bytes());
+                    z.push(format!("member:{i}").into_bytes());
+                }
+                l.push(format!("element {i}").into_bytes());
+                st.push(format!("m{i}").into_bytes());
+            }
+            for args in [h, z, l, st] {
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                cmd(&mut c, &refs);
+            }
+        }
         cmd(&mut c, &[b"SET", b"a:after", b"2"]);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +206,7 @@ fn big_strings_stream_through_restore_and_commands() {
     let mut first_bytes = Vec::new();
     for d in ra.databases().unwrap() {
         ra.keys(&d, &mut |k| {
-            if k.key.starts_with(b"big:") {
+            if k.key == b"big:noise" || k.key == b"big:text" {
                 first_bytes.push((k.key, k.value[0]));
             }
             Ok(())
@@ -195,10 +219,15 @@ fn big_strings_stream_through_restore_and_commands() {
         vec![(b"big:noise".to_vec(), 0x80), (b"big:text".to_vec(), 0xC3)]
     );
 
-    let want: Vec<Vec<u8>> = [&b"big:noise"[..], b"big:text"]
-        .iter()
-        .map(|k| digest(&src, k))
-        .collect();
+    let big: [&[u8]; 6] = [
+        b"big:noise",
+        b"big:text",
+        b"big:hash",
+        b"big:zset",
+        b"big:list",
+        b"big:set",
+    ];
+    let want: Vec<Vec<u8>> = big.iter().map(|k| digest(&src, k)).collect();
     for (force_commands, pattern) in [(false, None), (true, None), (false, Some("a:*"))] {
         let t = config(RedisServer::builder()).start().unwrap();
         let opts = RedisRestoreOptions {
@@ -221,25 +250,27 @@ fn big_strings_stream_through_restore_and_commands() {
         }
         if pattern.is_some() {
             assert_eq!(s.keys, 3, "{s:?}");
-            assert_eq!(s.skipped_pattern, 2, "{s:?}");
+            assert_eq!(s.skipped_pattern, 6, "{s:?}");
             assert_eq!(
                 cmd(&mut c, &[b"DBSIZE"]),
                 coffer_testkit::RespValue::Integer(3)
             );
             continue;
         }
-        assert_eq!(s.keys, 5, "{s:?}");
+        assert_eq!(s.keys, 9, "{s:?}");
         if force_commands {
-            assert_eq!(s.via_commands, 5, "{s:?}");
+            assert_eq!(s.via_commands, 9, "{s:?}");
         } else {
-            assert_eq!(s.via_restore, 5, "{s:?}");
+            assert_eq!(s.via_restore, 9, "{s:?}");
         }
         assert_eq!(
             cmd(&mut c, &[b"DBSIZE"]),
-            coffer_testkit::RespValue::Integer(5)
+            coffer_testkit::RespValue::Integer(9)
         );
-        for (k, d) in [&b"big:noise"[..], b"big:text"].iter().zip(&want) {
+        for (k, d) in big.iter().zip(&want) {
             assert_eq!(&digest(&t, k), d, "{}", String::from_utf8_lossy(k));
+        }
+        for k in &big[..2] {
             assert_eq!(
                 cmd(&mut c, &[b"STRLEN", k]),
                 coffer_testkit::RespValue::Integer(64 * MIB as i64)

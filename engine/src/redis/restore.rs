@@ -30,8 +30,10 @@
 //! length (the first 32 MiB of them kept, the rest read again), then the
 //! `RESTORE` bulk header is written and the pieces follow straight from the frames, one
 //! frame at a time, with the DUMP footer's CRC-64 computed on the way. On the command
-//! path a big string is `APPEND`ed in chunks as it is decoded (LZF included); other types
-//! rebuilt with commands are still decoded whole (their commands go in batches). On top
+//! path a big string is `APPEND`ed in chunks as it is decoded (LZF included), and a big
+//! list, set, sorted set or hash (hashtable, skiplist or quicklist encodings) goes in
+//! batches of elements as they are decoded; only the other encodings (streams, hashes
+//! with field TTLs, single listpacks) are decoded whole on that path. On top
 //! of that, at most `window_bytes` of commands are in flight: replies are read by a
 //! second thread as they come, and the writer waits when `window_commands` or
 //! `window_bytes` are outstanding. (The archive itself is memory-mapped: the pages read
@@ -976,6 +978,9 @@ impl Writer<'_, '_, '_> {
         } else if head.type_byte == t::STRING {
             self.summary.via_commands += 1;
             self.string_streamed(head, span, &mut cache, &kr)?
+        } else if let Some(kind) = CollKind::of(head.type_byte) {
+            self.summary.via_commands += 1;
+            self.collection_streamed(head, kind, span, &mut cache, &kr)?
         } else {
             self.summary.via_commands += 1;
             let mut value = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
@@ -1134,6 +1139,68 @@ impl Writer<'_, '_, '_> {
             },
         )?;
         Ok(end.expect("set by the body"))
+    }
+
+    /// A list, set, sorted set or hash spread over frames, rebuilt with batches of
+    /// `RPUSH`/`SADD`/`ZADD`/`HSET` as its elements are decoded: memory is one batch
+    /// (and one element, or one quicklist node), whatever the number of elements.
+    fn collection_streamed(
+        &mut self,
+        head: &Head<'_>,
+        kind: CollKind,
+        span: &Span<'_>,
+        cache: &mut Lookahead,
+        kr: &KeyRef<'_>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let mut tmp = head.key.to_vec();
+        tmp.extend_from_slice(TMP_SUFFIX);
+        self.pipe.cmd(&[b"DEL", &tmp], Expect::Step, Some(kr))?;
+        let (cmd, group): (&[u8], usize) = match kind {
+            CollKind::List | CollKind::Quicklist | CollKind::Quicklist2 => (b"RPUSH", 1),
+            CollKind::Set => (b"SADD", 1),
+            CollKind::ZSet | CollKind::ZSet2 => (b"ZADD", 2),
+            CollKind::Hash => (b"HSET", 2),
+        };
+        let max_items = self.opts.batch_elements.max(1) * group;
+        let max_bytes = self.opts.batch_bytes.max(1);
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0usize;
+        let pipe = &mut *self.pipe;
+        let mut send = |batch: &mut Vec<Vec<u8>>, bytes: &mut usize| -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut args: Vec<&[u8]> = Vec::with_capacity(2 + batch.len());
+            args.push(cmd);
+            args.push(&tmp);
+            args.extend(batch.iter().map(Vec::as_slice));
+            pipe.cmd(&args, Expect::Step, Some(kr))?;
+            batch.clear();
+            *bytes = 0;
+            Ok(())
+        };
+        let mut st = CollStream {
+            kind,
+            buf: Vec::new(),
+            pos: 0,
+            left: None,
+        };
+        let mut element = |parts: &[&[u8]]| -> Result<()> {
+            let n: usize = parts.iter().map(|p| p.len()).sum();
+            if !batch.is_empty() && (batch.len() >= max_items || bytes + n > max_bytes) {
+                send(&mut batch, &mut bytes)?;
+            }
+            batch.extend(parts.iter().map(|p| p.to_vec()));
+            bytes += n;
+            Ok(())
+        };
+        let end = walk(self.ra, span, Some(cache), &mut |p| {
+            st.push(p, &mut element)
+        })?;
+        st.finish()?;
+        send(&mut batch, &mut bytes)?;
+        self.finish_rebuild(head, &tmp, kr)?;
+        Ok(end)
     }
 
     /// A string spread over frames, rebuilt with `APPEND`s of decoded chunks.
@@ -1643,6 +1710,187 @@ fn walk(
             return Ok((k, j, frame));
         }
         k += 1;
+    }
+}
+
+/// The collection encodings rebuilt element by element as they arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CollKind {
+    List,
+    Set,
+    ZSet,
+    ZSet2,
+    Hash,
+    Quicklist,
+    Quicklist2,
+}
+
+impl CollKind {
+    fn of(type_byte: u8) -> Option<CollKind> {
+        Some(match type_byte {
+            t::LIST => CollKind::List,
+            t::SET => CollKind::Set,
+            t::ZSET => CollKind::ZSet,
+            t::ZSET_2 => CollKind::ZSet2,
+            t::HASH => CollKind::Hash,
+            t::LIST_QUICKLIST => CollKind::Quicklist,
+            t::LIST_QUICKLIST_2 => CollKind::Quicklist2,
+            _ => return None,
+        })
+    }
+}
+
+/// A collection value arriving in pieces: its count, then its elements (or quicklist
+/// nodes), each handed out as soon as its bytes are in.
+struct CollStream {
+    kind: CollKind,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Elements (or nodes) still due, once the count is read.
+    left: Option<u64>,
+}
+
+const COLL: &str = "collection value";
+
+impl CollStream {
+    /// One element (or node) at the start of `b`: calls `out` with its parts (ZADD's
+    /// score first); the bytes it took, or `None` if `b` does not hold it whole yet.
+    fn element(
+        kind: CollKind,
+        b: &[u8],
+        out: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+    ) -> Result<Option<usize>> {
+        if kind == CollKind::Quicklist2 {
+            return Self::quicklist2_node(b, out);
+        }
+        let Some((first, mut used)) = primitives::string(b, 0)? else {
+            return Ok(None);
+        };
+        match kind {
+            CollKind::List | CollKind::Set => out(&[&first])?,
+            CollKind::Hash => {
+                let Some((v, u)) = primitives::string(&b[used..], 0)? else {
+                    return Ok(None);
+                };
+                used += u;
+                out(&[&first, &v])?;
+            }
+            CollKind::ZSet2 => {
+                let Some(raw) = b.get(used..used + 8) else {
+                    return Ok(None);
+                };
+                used += 8;
+                let score = f64::from_le_bytes(raw.try_into().expect("8 bytes"));
+                if score.is_nan() {
+                    return Err(super::corrupt(COLL, used, "NaN score"));
+                }
+                out(&[score_text(score).as_bytes(), &first])?;
+            }
+            CollKind::ZSet => {
+                let Some(&n) = b.get(used) else {
+                    return Ok(None);
+                };
+                used += 1;
+                let score = match n {
+                    253 => return Err(super::corrupt(COLL, used, "NaN score")),
+                    254 => "inf".to_string(),
+                    255 => "-inf".to_string(),
+                    n => {
+                        let Some(text) = b.get(used..used + usize::from(n)) else {
+                            return Ok(None);
+                        };
+                        used += usize::from(n);
+                        let f = std::str::from_utf8(text)
+                            .ok()
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .filter(|f| !f.is_nan())
+                            .ok_or_else(|| super::corrupt(COLL, used, "score is not a number"))?;
+                        score_text(f)
+                    }
+                };
+                out(&[score.as_bytes(), &first])?;
+            }
+            CollKind::Quicklist => {
+                for e in super::ziplist::entries(&first)? {
+                    out(&[&e.to_vec()])?;
+                }
+            }
+            CollKind::Quicklist2 => unreachable!("handled above"),
+        }
+        Ok(Some(used))
+    }
+
+    /// A quicklist node: its container, plain (1: one element) or packed (2: a
+    /// listpack), then its bytes.
+    fn quicklist2_node(
+        b: &[u8],
+        out: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+    ) -> Result<Option<usize>> {
+        let Some((container, clen)) = primitives::plain_length(b, 0)? else {
+            return Ok(None);
+        };
+        let Some((node, used)) = primitives::string(&b[clen..], 0)? else {
+            return Ok(None);
+        };
+        match container {
+            1 => out(&[&node])?,
+            2 => {
+                for e in super::listpack::entries(&node)? {
+                    out(&[&e.to_vec()])?;
+                }
+            }
+            other => {
+                return Err(super::corrupt(
+                    COLL,
+                    0,
+                    format!("quicklist container {other}"),
+                ));
+            }
+        }
+        Ok(Some(clen + used))
+    }
+
+    fn push(&mut self, piece: &[u8], out: &mut dyn FnMut(&[&[u8]]) -> Result<()>) -> Result<()> {
+        self.buf.extend_from_slice(piece);
+        loop {
+            let b = &self.buf[self.pos..];
+            let Some(left) = self.left else {
+                match primitives::plain_length(b, 0)? {
+                    Some((n, used)) => {
+                        self.left = Some(n);
+                        self.pos += used;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            if left == 0 {
+                if !b.is_empty() {
+                    return Err(broken("bytes after the last element of a value"));
+                }
+                break;
+            }
+            match Self::element(self.kind, b, out)? {
+                Some(used) => {
+                    self.pos += used;
+                    self.left = Some(left - 1);
+                }
+                None => break,
+            }
+        }
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.left == Some(0) && self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(broken("a collection value is cut short"))
+        }
     }
 }
 
