@@ -222,13 +222,11 @@ impl Decoder {
                     let n = len + 2;
                     self.grow(n)?;
                     let start = self.buf.len() - distance;
-                    if distance >= n {
-                        self.buf.extend_from_within(start..start + n);
-                    } else {
-                        for i in 0..n {
-                            let b = self.buf[start + i];
-                            self.buf.push(b);
-                        }
+                    let mut left = n;
+                    while left > 0 {
+                        let step = left.min(self.buf.len() - start);
+                        self.buf.extend_from_within(start..start + step);
+                        left -= step;
                     }
                     self.state = State::Ctrl;
                 }
