@@ -199,6 +199,12 @@ const LOOKAHEAD_BYTES: usize = 32 << 20;
 /// Frames read at once (in parallel) while looking for the end of a big value.
 const LOOKAHEAD_BATCH: usize = 4;
 
+/// The reply reader naps this long before each socket read. Replies pile up meanwhile,
+/// and the server writes them to a socket no thread is sleeping on, which spares it a
+/// wakeup per write: about a tenth of its time on a million small keys, where its one
+/// thread is what the restore waits for.
+const READER_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// Smallest `APPEND` of a big string rebuilt with commands.
 const MIN_STRING_CHUNK: usize = 64 << 10;
 
@@ -396,6 +402,7 @@ fn read_replies(
             for p in &batch.pending {
                 let reply = rd.read_reply_or_ok(&mut || {
                     win.release(std::mem::take(&mut cmds), std::mem::take(&mut bytes));
+                    std::thread::sleep(READER_NAP);
                 })?;
                 cmds += 1;
                 bytes += p.bytes;
