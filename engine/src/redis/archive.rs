@@ -164,6 +164,21 @@ impl<'a> RedisArchive<'a> {
         self.records(db.info, f)
     }
 
+    /// The index records of one database's DATA frames, in order.
+    pub fn frames(&self, db: &DbStream<'_>) -> &'a [coffer_format::IndexEntry] {
+        self.archive.data_entries(db.info)
+    }
+
+    /// Reads and checks one frame.
+    pub fn read_frame(&self, e: &coffer_format::IndexEntry) -> Result<Vec<u8>> {
+        Ok(self.archive.read_frame(e)?)
+    }
+
+    /// The underlying archive.
+    pub fn mapped(&self) -> &'a MappedArchive {
+        self.archive
+    }
+
     /// Every key of one database, whole, in archive order.
     pub fn keys(
         &self,

@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::replica::ReplicaOptions;
+use super::tls::Session;
 use crate::{Error, ErrorKind, Result};
 
 /// Appends `args` as a RESP array of bulk strings; each argument is the concatenation of
@@ -37,13 +38,37 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// Size of `args` as RESP.
 pub fn encoded_len(args: &[&[&[u8]]]) -> usize {
-    let digits = |n: usize| n.to_string().len();
     let mut n = 3 + digits(args.len());
     for a in args {
         let len: usize = a.iter().map(|p| p.len()).sum();
         n += 5 + digits(len) + len;
     }
     n
+}
+
+/// Decimal digits of `n`.
+pub fn digits(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Appends `n` in decimal.
+pub fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut b = [0u8; 20];
+    let mut i = b.len();
+    loop {
+        i -= 1;
+        b[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&b[i..]);
 }
 
 /// A server error reply's first word: `ERR`, `NOAUTH`, `BUSYKEY`…
@@ -55,7 +80,13 @@ pub fn error_code(msg: &str) -> &str {
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// What each read lands in.
+    scratch: Vec<u8>,
     addr: String,
+    /// The TLS session over the socket (`rediss://`), shared with [`Conn::try_clone`]s.
+    tls: Option<Session>,
+    /// TLS records being written.
+    sealed: Vec<u8>,
 }
 
 impl Conn {
@@ -87,14 +118,26 @@ impl Conn {
                 })));
             }
         };
+        let mut stream = stream;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(opts.read_timeout))
             .map_err(fail)?;
+        let tls = match &opts.tls {
+            Some(t) => {
+                let s = Session::new(t, &opts.host, &addr)?;
+                s.handshake(&mut stream)?;
+                Some(s)
+            }
+            None => None,
+        };
         let mut c = Conn {
             stream,
             buf: BytesMut::with_capacity(64 << 10),
+            scratch: Vec::new(),
             addr: addr.clone(),
+            tls,
+            sealed: Vec::new(),
         };
         if let Some(password) = &opts.password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
@@ -131,7 +174,10 @@ impl Conn {
         Ok(Conn {
             stream: self.stream.try_clone()?,
             buf: BytesMut::new(),
+            scratch: Vec::new(),
             addr: self.addr.clone(),
+            tls: self.tls.clone(),
+            sealed: Vec::new(),
         })
     }
 
@@ -142,6 +188,14 @@ impl Conn {
 
     /// Writes raw bytes.
     pub fn write_all(&mut self, b: &[u8]) -> Result<()> {
+        let b = match &self.tls {
+            Some(s) => {
+                self.sealed.clear();
+                s.seal(b, &mut self.sealed)?;
+                &self.sealed[..]
+            }
+            None => b,
+        };
         self.stream.write_all(b).map_err(|e| {
             Error::new(
                 ErrorKind::Protocol,
@@ -167,15 +221,71 @@ impl Conn {
                     ));
                 }
             }
-            let mut chunk = [0u8; 64 << 10];
-            let n = match self.stream.read(&mut chunk) {
+            self.fill()?;
+        }
+    }
+
+    /// Reads one reply, answering a `+OK` without decoding or allocating (pipelined
+    /// RESTOREs get little else); calls `idle` before it waits on the socket.
+    pub fn read_reply_or_ok(&mut self, idle: &mut dyn FnMut()) -> Result<Option<OwnedFrame>> {
+        loop {
+            if self.buf.starts_with(b"+OK\r\n") {
+                let _ = self.buf.split_to(5);
+                return Ok(None);
+            }
+            if !self.buf.is_empty() {
+                match redis_protocol::resp2::decode::decode(&self.buf) {
+                    Ok(Some((frame, used))) => {
+                        let _ = self.buf.split_to(used);
+                        return Ok(Some(frame));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("bad reply from redis at {}: {e:?}", self.addr),
+                        ));
+                    }
+                }
+            }
+            idle();
+            self.fill()?;
+        }
+    }
+
+    /// Reads what the socket has (at least one byte) into the buffer.
+    fn fill(&mut self) -> Result<()> {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; 64 << 10];
+        }
+        loop {
+            match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     return Err(Error::new(
                         ErrorKind::Protocol,
                         format!("redis at {} closed the connection", self.addr),
                     ));
                 }
-                Ok(n) => n,
+                Ok(n) => match &self.tls {
+                    None => {
+                        self.buf.extend_from_slice(&self.scratch[..n]);
+                        return Ok(());
+                    }
+                    Some(s) => {
+                        let before = self.buf.len();
+                        let open = s.open(&self.scratch[..n], &mut self.buf)?;
+                        if self.buf.len() > before {
+                            return Ok(());
+                        }
+                        if !open {
+                            return Err(Error::new(
+                                ErrorKind::Protocol,
+                                format!("redis at {} closed the connection", self.addr),
+                            ));
+                        }
+                        // Part of a record: read on.
+                    }
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let what = if matches!(
@@ -192,8 +302,7 @@ impl Conn {
                     )
                     .with_source(e));
                 }
-            };
-            self.buf.extend_from_slice(&chunk[..n]);
+            }
         }
     }
 
@@ -264,5 +373,13 @@ mod tests {
         assert_eq!(rdb_version_for("7.4.0"), Some(12));
         assert_eq!(rdb_version_for("8.0.1"), Some(12));
         assert_eq!(rdb_version_for("x"), None);
+        for n in [0u64, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut b = Vec::new();
+            put_decimal(&mut b, n);
+            assert_eq!(b, n.to_string().as_bytes());
+            if let Ok(u) = usize::try_from(n) {
+                assert_eq!(digits(u), b.len());
+            }
+        }
     }
 }

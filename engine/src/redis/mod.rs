@@ -11,7 +11,8 @@
 //!   of the archive's Redis streams ([`record`]).
 //! * [`archive`]: reading such an archive back key by key; [`restore`]: into a live server
 //!   (pipelined `RESTORE`, or type commands); [`rdbfile`]: as a `dump.rdb`; [`export`]: as
-//!   JSON Lines. [`conn`]: the blocking client connection restores use.
+//!   JSON Lines. [`conn`]: the blocking client connection restores use; [`tls`]: TLS for
+//!   both (`rediss://`).
 //! * [`fuzzing`]: entry points for the fuzz targets.
 
 pub mod archive;
@@ -28,6 +29,7 @@ pub mod rdbfile;
 pub mod record;
 pub mod replica;
 pub mod restore;
+pub mod tls;
 pub mod ziplist;
 pub mod zipmap;
 

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::tls::{Session, TlsOptions};
 use crate::{Error, ErrorKind, Result};
 
 /// Where and how to connect.
@@ -40,6 +41,8 @@ pub struct ReplicaOptions {
     pub read_timeout: Duration,
     /// How often to send `REPLCONF ACK` while the transfer runs.
     pub ack_interval: Duration,
+    /// TLS (`rediss://`), and how to check the server.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ReplicaOptions {
@@ -52,6 +55,7 @@ impl Default for ReplicaOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             ack_interval: Duration::from_secs(1),
+            tls: None,
         }
     }
 }
@@ -59,18 +63,31 @@ impl Default for ReplicaOptions {
 impl ReplicaOptions {
     /// Options from a `redis://[[user]:password@]host[:port][/db]` URL (user and password
     /// percent-decoded; the database number is ignored: a replica receives them all).
-    /// `rediss://` (TLS) is not supported yet.
+    /// `rediss://` is the same over TLS, the server checked against the system's roots, or
+    /// against the CA file of `?cacert=FILE`, else of `COFFER_REDIS_CACERT`.
     pub fn from_url(url: &str) -> Result<ReplicaOptions> {
         let usage = |why: &str| Error::new(ErrorKind::Usage, format!("bad redis URL: {why}"));
-        if url.starts_with("rediss://") {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "TLS (rediss://) is not supported yet",
-            ));
+        let (rest, tls) = if let Some(r) = url.strip_prefix("rediss://") {
+            (r, true)
+        } else {
+            let r = url
+                .strip_prefix("redis://")
+                .ok_or_else(|| usage("it must start with redis:// or rediss://"))?;
+            (r, false)
+        };
+        let mut cacert = None;
+        if let Some((_, query)) = rest.split_once('?') {
+            for pair in query.split('&') {
+                if let Some(v) = pair.strip_prefix("cacert=") {
+                    let v =
+                        percent_decode(v).ok_or_else(|| usage("bad percent-encoding in cacert"))?;
+                    cacert = Some(std::path::PathBuf::from(v));
+                }
+            }
         }
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or_else(|| usage("it must start with redis://"))?;
+        if cacert.is_some() && !tls {
+            return Err(usage("cacert is for rediss:// (TLS) URLs"));
+        }
         let authority = rest.split(['/', '?']).next().unwrap_or("");
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
@@ -111,6 +128,15 @@ impl ReplicaOptions {
         }
         if let Some(p) = port {
             opts.port = p.parse().map_err(|_| usage("the port is not a number"))?;
+        }
+        if tls {
+            opts.tls = Some(TlsOptions {
+                ca_file: cacert.or_else(|| {
+                    std::env::var_os(super::tls::CACERT_ENV)
+                        .filter(|v| !v.is_empty())
+                        .map(std::path::PathBuf::from)
+                }),
+            });
         }
         Ok(opts)
     }
@@ -159,6 +185,10 @@ pub struct SyncStart {
 pub struct Replica {
     rd: OwnedReadHalf,
     wr: Option<OwnedWriteHalf>,
+    /// The TLS session over the socket (`rediss://`).
+    tls: Option<Session>,
+    /// Received TLS bytes, before they are opened.
+    raw: Vec<u8>,
     buf: BytesMut,
     opts: ReplicaOptions,
     ack_task: Option<tokio::task::JoinHandle<()>>,
@@ -209,11 +239,32 @@ impl Replica {
                 Error::new(ErrorKind::Connect, format!("connecting to redis at {addr}"))
                     .with_source(e)
             })?;
+        let mut stream = stream;
         let _ = stream.set_nodelay(true);
+        let tls = match &opts.tls {
+            Some(t) => {
+                let session = Session::new(t, &opts.host, &addr)?;
+                tokio::time::timeout(opts.connect_timeout, session.handshake_async(&mut stream))
+                    .await
+                    .map_err(|_| {
+                        Error::new(
+                            ErrorKind::Connect,
+                            format!(
+                                "TLS to redis at {addr}: no handshake within {:?}",
+                                opts.connect_timeout
+                            ),
+                        )
+                    })??;
+                Some(session)
+            }
+            None => None,
+        };
         let (rd, wr) = stream.into_split();
         let mut r = Replica {
             rd,
             wr: Some(wr),
+            tls,
+            raw: Vec::new(),
             buf: BytesMut::with_capacity(64 << 10),
             opts: opts.clone(),
             ack_task: None,
@@ -367,12 +418,24 @@ impl Replica {
         };
         let every = self.opts.ack_interval;
         let ack = encode_command(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()]);
+        let tls = self.tls.clone();
         self.ack_task = Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
+            let mut sealed = Vec::new();
             loop {
                 tick.tick().await;
-                if wr.write_all(&ack).await.is_err() {
+                let bytes = match &tls {
+                    Some(s) => {
+                        sealed.clear();
+                        if s.seal(&ack, &mut sealed).is_err() {
+                            return;
+                        }
+                        &sealed
+                    }
+                    None => &ack,
+                };
+                if wr.write_all(bytes).await.is_err() {
                     return;
                 }
             }
@@ -387,7 +450,7 @@ impl Replica {
             return Ok(Some(self.buf.split_to(n)));
         }
         let mut chunk = BytesMut::with_capacity(max);
-        let read = tokio::time::timeout(self.opts.read_timeout, self.rd.read_buf(&mut chunk))
+        let read = tokio::time::timeout(self.opts.read_timeout, self.read_some(&mut chunk, max))
             .await
             .map_err(|_| self.silent())?;
         match read {
@@ -417,19 +480,53 @@ impl Replica {
         )
     }
 
+    /// Reads what the socket has (through TLS when on) into `out`: the plaintext bytes
+    /// added, 0 at the end of the connection.
+    async fn read_some(&mut self, out: &mut BytesMut, max: usize) -> std::io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            return self.rd.read_buf(out).await;
+        };
+        loop {
+            self.raw.resize(max.max(1 << 10), 0);
+            let n = self.rd.read(&mut self.raw).await?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let before = out.len();
+            let open = tls
+                .open(&self.raw[..n], out)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            if out.len() > before || !open {
+                return Ok(out.len() - before);
+            }
+        }
+    }
+
     async fn send(&mut self, args: &[&[u8]]) -> Result<()> {
         let wr = self
             .wr
             .as_mut()
             .expect("the write half is kept until ACKs start");
-        wr.write_all(&encode_command(args))
+        let plain = encode_command(args);
+        let bytes = match &self.tls {
+            Some(s) => {
+                let mut sealed = Vec::new();
+                s.seal(&plain, &mut sealed)?;
+                sealed
+            }
+            None => plain,
+        };
+        wr.write_all(&bytes)
             .await
             .map_err(|e| Error::new(ErrorKind::Protocol, "writing to redis").with_source(e))
     }
 
     async fn fill(&mut self) -> Result<()> {
-        let n = tokio::time::timeout(self.opts.read_timeout, self.rd.read_buf(&mut self.buf))
-            .await
+        let mut buf = std::mem::take(&mut self.buf);
+        let r =
+            tokio::time::timeout(self.opts.read_timeout, self.read_some(&mut buf, 64 << 10)).await;
+        self.buf = buf;
+        let n = r
             .map_err(|_| self.silent())?
             .map_err(|e| Error::new(ErrorKind::Protocol, "reading from redis").with_source(e))?;
         if n == 0 {
@@ -599,9 +696,26 @@ mod tests {
             ReplicaOptions::from_url("redis://h:x").unwrap_err().kind(),
             ErrorKind::Usage
         );
+        let o = ReplicaOptions::from_url("rediss://:pw@cache.example:6380?cacert=%2Ftmp%2Fca.pem")
+            .unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("cache.example", 6380));
+        assert_eq!(o.password.as_deref(), Some("pw"));
         assert_eq!(
-            ReplicaOptions::from_url("rediss://h").unwrap_err().kind(),
-            ErrorKind::Unsupported
+            o.tls.unwrap().ca_file.as_deref(),
+            Some(std::path::Path::new("/tmp/ca.pem"))
+        );
+        assert!(
+            ReplicaOptions::from_url("rediss://h")
+                .unwrap()
+                .tls
+                .is_some()
+        );
+        assert!(ReplicaOptions::from_url("redis://h").unwrap().tls.is_none());
+        assert_eq!(
+            ReplicaOptions::from_url("redis://h?cacert=x")
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
         );
     }
 

@@ -9,6 +9,9 @@
 //!   (from `INFO server`'s `redis_version`) is at least the one that introduced the type.
 //!   The footer carries `min(source, target)` RDB version, which is all `RESTORE` checks.
 //!   When the target's version is unknown (INFO refused), the source's is assumed.
+//!   LZF-compressed strings in a value that is one string or blob (a string, listpack,
+//!   ziplist, intset) or a quicklist of them are sent expanded (up to 1 MiB): the server's
+//!   one thread is what a restore waits for, and decompressing was a sixth of its work.
 //! * **Type commands** otherwise (an older target that does not know a listpack encoding,
 //!   a value over the 512 MB bulk limit, or [`RedisRestoreOptions::force_commands`]): the
 //!   value is decoded and rebuilt on a temporary key (`<key>\0coffer-restore`) with
@@ -22,24 +25,36 @@
 //! Without `replace`, keys that already exist are left alone and reported (`BUSYKEY`, or
 //! `RENAMENX` answering 0). Keys whose expiry has passed are skipped.
 //!
-//! Memory: one key's value (a big value is reassembled from its frames, because `RESTORE`
-//! needs it whole), plus at most `window_bytes` of commands in flight: replies are read
-//! by a second thread as they come, and the writer waits when `window_commands` or
-//! `window_bytes` are outstanding.
+//! Memory does not grow with a key's size. A value within one frame is sent from that
+//! frame. A value spread over frames is streamed: its frames are read ahead to learn its
+//! length (the first 32 MiB of them kept, the rest read again), then the
+//! `RESTORE` bulk header is written and the pieces follow straight from the frames, one
+//! frame at a time, with the DUMP footer's CRC-64 computed on the way. On the command
+//! path a big string is `APPEND`ed in chunks as it is decoded (LZF included), and a big
+//! list, set, sorted set or hash (hashtable, skiplist or quicklist encodings) goes in
+//! batches of elements as they are decoded; only the other encodings (streams, hashes
+//! with field TTLs, single listpacks) are decoded whole on that path. On top
+//! of that, at most `window_bytes` of commands are in flight: replies are read by a
+//! second thread as they come, and the writer waits when `window_commands` or
+//! `window_bytes` are outstanding. (The archive itself is memory-mapped: the pages read
+//! count in the process's resident size until the kernel reclaims them.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coffer_format::MappedArchive;
+use coffer_format::{IndexEntry, MappedArchive};
 use crossbeam_channel::{Receiver, Sender};
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::archive::{DbMap, RedisArchive, glob_match};
 use super::conn::{self, Conn, encode_parts, encoded_len, error_code};
 use super::crc64::Crc64;
-use super::rdb::{Stream, Value, decode_value, types as t};
-use super::record::ArchivedKey;
+use super::lzf;
+use super::rdb::primitives::{self, StringKind};
+use super::rdb::{KeyMeta, Stream, Value, decode_value, types as t};
+use super::record::{Record, parse_frame};
 use super::replica::ReplicaOptions;
 use crate::{Error, ErrorKind, Result};
 
@@ -177,14 +192,31 @@ const MAX_PAYLOAD: usize = (512 << 20) - (1 << 10);
 /// Pieces at least this big bypass the output buffer.
 const DIRECT_WRITE: usize = 256 << 10;
 
+/// Frames of a big value read ahead to learn its length are kept for sending it while
+/// they add up to at most this (the rest are read again).
+const LOOKAHEAD_BYTES: usize = 32 << 20;
+
+/// Frames read at once (in parallel) while looking for the end of a big value.
+const LOOKAHEAD_BATCH: usize = 4;
+
+/// The reply reader naps this long before each socket read. Replies pile up meanwhile,
+/// and the server writes them to a socket no thread is sleeping on, which spares it a
+/// wakeup per write: about a tenth of its time on a million small keys, where its one
+/// thread is what the restore waits for.
+const READER_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Smallest `APPEND` of a big string rebuilt with commands.
+const MIN_STRING_CHUNK: usize = 64 << 10;
+
 /// Suffix of the temporary key a value is rebuilt on.
 const TMP_SUFFIX: &[u8] = b"\0coffer-restore";
 
 /// A key, as commands and replies refer to it.
-struct KeyRef {
+#[derive(Clone, Copy)]
+struct KeyRef<'n> {
     seq: u64,
     db: u32,
-    name: Vec<u8>,
+    name: &'n [u8],
 }
 
 fn show_key(db: u32, name: &[u8]) -> String {
@@ -204,37 +236,69 @@ enum Expect {
     RenameNx,
 }
 
+/// A key as a pending reply refers to it: its name is in its batch's `names`.
+#[derive(Clone, Copy)]
+struct KeyTag {
+    seq: u64,
+    db: u32,
+    at: usize,
+    len: usize,
+}
+
 struct Pending {
     bytes: usize,
     expect: Expect,
-    key: Option<Arc<KeyRef>>,
+    key: Option<KeyTag>,
 }
 
+/// The replies announced by one write to the socket.
 #[derive(Default)]
-struct WinState {
-    cmds: usize,
-    bytes: usize,
-    closed: bool,
+struct Batch {
+    pending: Vec<Pending>,
+    names: Vec<u8>,
 }
 
-/// Bounds the commands and bytes awaiting replies.
+/// Bounds the commands and bytes awaiting replies. Only the writer adds and only the
+/// reader takes away (in bulk, before it waits), so the counters are atomics and the
+/// lock is only taken to sleep and to wake a sleeping writer.
 struct Window {
-    state: Mutex<WinState>,
+    cmds: AtomicUsize,
+    bytes: AtomicUsize,
+    closed: AtomicBool,
+    waiting: AtomicBool,
+    lock: Mutex<()>,
     cv: Condvar,
     max_cmds: usize,
     max_bytes: usize,
 }
 
 impl Window {
-    fn fits(&self, s: &WinState, n: usize) -> bool {
-        s.cmds == 0 || (s.cmds < self.max_cmds && s.bytes + n <= self.max_bytes)
+    fn new(max_cmds: usize, max_bytes: usize) -> Self {
+        Window {
+            cmds: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            max_cmds: max_cmds.max(1),
+            max_bytes: max_bytes.max(1),
+        }
+    }
+
+    fn fits(&self, n: usize) -> bool {
+        let c = self.cmds.load(Ordering::SeqCst);
+        c == 0 || (c < self.max_cmds && self.bytes.load(Ordering::SeqCst) + n <= self.max_bytes)
+    }
+
+    fn add(&self, n: usize) {
+        self.cmds.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(n, Ordering::SeqCst);
     }
 
     fn try_acquire(&self, n: usize) -> bool {
-        let mut s = self.state.lock().expect("window lock");
-        if !s.closed && self.fits(&s, n) {
-            s.cmds += 1;
-            s.bytes += n;
+        if !self.closed.load(Ordering::SeqCst) && self.fits(n) {
+            self.add(n);
             true
         } else {
             false
@@ -243,27 +307,41 @@ impl Window {
 
     /// Waits for room; `false` if the reader is gone.
     fn acquire(&self, n: usize) -> bool {
-        let mut s = self.state.lock().expect("window lock");
-        while !s.closed && !self.fits(&s, n) {
-            s = self.cv.wait(s).expect("window lock");
+        let mut g = self.lock.lock().expect("window lock");
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                self.waiting.store(false, Ordering::SeqCst);
+                return false;
+            }
+            self.waiting.store(true, Ordering::SeqCst);
+            if self.fits(n) {
+                self.waiting.store(false, Ordering::SeqCst);
+                self.add(n);
+                return true;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .expect("window lock")
+                .0;
         }
-        if s.closed {
-            return false;
-        }
-        s.cmds += 1;
-        s.bytes += n;
-        true
     }
 
-    fn release(&self, n: usize) {
-        let mut s = self.state.lock().expect("window lock");
-        s.cmds -= 1;
-        s.bytes -= n;
-        self.cv.notify_all();
+    fn release(&self, cmds: usize, bytes: usize) {
+        if cmds == 0 {
+            return;
+        }
+        self.bytes.fetch_sub(bytes, Ordering::SeqCst);
+        self.cmds.fetch_sub(cmds, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            let _g = self.lock.lock().expect("window lock");
+            self.cv.notify_all();
+        }
     }
 
     fn close(&self) {
-        self.state.lock().expect("window lock").closed = true;
+        self.closed.store(true, Ordering::SeqCst);
+        let _g = self.lock.lock().expect("window lock");
         self.cv.notify_all();
     }
 }
@@ -287,7 +365,7 @@ impl Tally {
         }
     }
 
-    fn fail(&mut self, k: &KeyRef, msg: &str) {
+    fn fail(&mut self, k: &KeyRef<'_>, msg: &str) {
         if self.last_failed == Some(k.seq) {
             return;
         }
@@ -295,48 +373,78 @@ impl Tally {
         self.failed += 1;
         if self.errors.len() < self.max_reported {
             self.errors
-                .push(format!("{}: {msg}", show_key(k.db, &k.name)));
+                .push(format!("{}: {msg}", show_key(k.db, k.name)));
         }
     }
 }
 
 fn read_replies(
     mut rd: Conn,
-    rx: Receiver<Pending>,
+    rx: Receiver<Batch>,
     win: &Window,
     tally: &Mutex<Tally>,
 ) -> Result<()> {
-    for p in rx.iter() {
-        let reply = match rd.read_reply() {
-            Ok(r) => r,
-            Err(e) => {
-                win.close();
-                return Err(e);
+    // Replies read but not yet given back to the window: given back in bulk whenever the
+    // reader is about to wait.
+    let (mut cmds, mut bytes) = (0usize, 0usize);
+    let r = (|| {
+        loop {
+            let batch = match rx.try_recv() {
+                Ok(b) => b,
+                Err(_) => {
+                    win.release(std::mem::take(&mut cmds), std::mem::take(&mut bytes));
+                    match rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            };
+            for p in &batch.pending {
+                let reply = rd.read_reply_or_ok(&mut || {
+                    win.release(std::mem::take(&mut cmds), std::mem::take(&mut bytes));
+                    std::thread::sleep(READER_NAP);
+                })?;
+                cmds += 1;
+                bytes += p.bytes;
+                let Some(reply) = reply else { continue };
+                let key = p.key.map(|k| KeyRef {
+                    seq: k.seq,
+                    db: k.db,
+                    name: &batch.names[k.at..k.at + k.len],
+                });
+                match (p.expect, reply, key) {
+                    (Expect::Fatal, OwnedFrame::Error(e), _) => {
+                        return Err(Error::new(ErrorKind::Server, format!("redis refused: {e}")));
+                    }
+                    (Expect::Restore, OwnedFrame::Error(e), Some(k))
+                        if error_code(&e) == "BUSYKEY" =>
+                    {
+                        tally.lock().expect("tally lock").exists(k.db, k.name)
+                    }
+                    (Expect::RenameNx, OwnedFrame::Integer(0), Some(k)) => {
+                        tally.lock().expect("tally lock").exists(k.db, k.name)
+                    }
+                    (_, OwnedFrame::Error(e), Some(k)) => {
+                        tally.lock().expect("tally lock").fail(&k, &e)
+                    }
+                    _ => {}
+                }
             }
-        };
-        win.release(p.bytes);
-        let mut t = tally.lock().expect("tally lock");
-        match (p.expect, reply, p.key.as_deref()) {
-            (Expect::Fatal, OwnedFrame::Error(e), _) => {
-                win.close();
-                return Err(Error::new(ErrorKind::Server, format!("redis refused: {e}")));
-            }
-            (Expect::Restore, OwnedFrame::Error(e), Some(k)) if error_code(&e) == "BUSYKEY" => {
-                t.exists(k.db, &k.name)
-            }
-            (Expect::RenameNx, OwnedFrame::Integer(0), Some(k)) => t.exists(k.db, &k.name),
-            (_, OwnedFrame::Error(e), Some(k)) => t.fail(k, &e),
-            _ => {}
         }
+    })();
+    if r.is_err() {
+        win.close();
     }
-    Ok(())
+    r
 }
 
 /// The writing half of the pipeline.
 struct Pipe<'w> {
     conn: Conn,
     out: Vec<u8>,
-    tx: Option<Sender<Pending>>,
+    /// The replies of the commands in `out`, handed to the reader when it is written.
+    batch: Batch,
+    tx: Option<Sender<Batch>>,
     win: &'w Window,
 }
 
@@ -346,6 +454,14 @@ impl Pipe<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        if !self.batch.pending.is_empty() {
+            let b = std::mem::take(&mut self.batch);
+            self.tx
+                .as_ref()
+                .expect("open until finish")
+                .send(b)
+                .map_err(|_| Self::closed())?;
+        }
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
             self.conn.write_all(&out)?;
@@ -355,23 +471,95 @@ impl Pipe<'_> {
         Ok(())
     }
 
-    fn send(&mut self, args: &[&[&[u8]]], expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
-        let len = encoded_len(args);
+    /// Waits for room for a command of `len` bytes and announces its reply.
+    fn reserve(&mut self, len: usize, expect: Expect, key: Option<&KeyRef<'_>>) -> Result<()> {
         if !self.win.try_acquire(len) {
             self.flush()?;
             if !self.win.acquire(len) {
                 return Err(Self::closed());
             }
         }
-        self.tx
-            .as_ref()
-            .expect("open until finish")
-            .send(Pending {
-                bytes: len,
-                expect,
-                key: key.cloned(),
-            })
-            .map_err(|_| Self::closed())?;
+        let key = key.map(|k| {
+            let at = self.batch.names.len();
+            self.batch.names.extend_from_slice(k.name);
+            KeyTag {
+                seq: k.seq,
+                db: k.db,
+                at,
+                len: k.name.len(),
+            }
+        });
+        self.batch.pending.push(Pending {
+            bytes: len,
+            expect,
+            key,
+        });
+        Ok(())
+    }
+
+    fn bulk_header(&mut self, n: usize) {
+        self.out.push(b'$');
+        self.out.extend_from_slice(n.to_string().as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends `head… payload tail…`, where the payload (`payload_len` bytes) is written by
+    /// `body` piece by piece as it is produced: the command never exists whole in memory.
+    fn send_streamed(
+        &mut self,
+        head: &[&[u8]],
+        payload_len: usize,
+        tail: &[&[u8]],
+        expect: Expect,
+        key: Option<&KeyRef<'_>>,
+        body: &mut dyn FnMut(&mut Body<'_, '_>) -> Result<()>,
+    ) -> Result<()> {
+        let bulk = |n: usize| 5 + n.to_string().len() + n;
+        let argc = head.len() + 1 + tail.len();
+        let len = 3
+            + argc.to_string().len()
+            + head
+                .iter()
+                .chain(tail)
+                .map(|a| bulk(a.len()))
+                .sum::<usize>()
+            + bulk(payload_len);
+        self.reserve(len, expect, key)?;
+        self.out.push(b'*');
+        self.out.extend_from_slice(argc.to_string().as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        for a in head {
+            self.bulk_header(a.len());
+            self.out.extend_from_slice(a);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.bulk_header(payload_len);
+        let mut b = Body {
+            pipe: self,
+            left: payload_len,
+        };
+        body(&mut b)?;
+        if b.left != 0 {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "a value's pieces add up to less than its announced length (damaged or changed archive?)",
+            ));
+        }
+        self.out.extend_from_slice(b"\r\n");
+        for a in tail {
+            self.bulk_header(a.len());
+            self.out.extend_from_slice(a);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if self.out.len() >= DIRECT_WRITE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, args: &[&[&[u8]]], expect: Expect, key: Option<&KeyRef<'_>>) -> Result<()> {
+        let len = encoded_len(args);
+        self.reserve(len, expect, key)?;
         let big = args
             .iter()
             .flat_map(|a| a.iter())
@@ -406,10 +594,39 @@ impl Pipe<'_> {
         Ok(())
     }
 
-    fn cmd(&mut self, args: &[&[u8]], expect: Expect, key: Option<&Arc<KeyRef>>) -> Result<()> {
+    fn cmd(&mut self, args: &[&[u8]], expect: Expect, key: Option<&KeyRef<'_>>) -> Result<()> {
         let parts: Vec<[&[u8]; 1]> = args.iter().map(|a| [*a]).collect();
         let refs: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
         self.send(&refs, expect, key)
+    }
+}
+
+/// The payload of a command being streamed by [`Pipe::send_streamed`].
+struct Body<'p, 'w> {
+    pipe: &'p mut Pipe<'w>,
+    /// Bytes still due.
+    left: usize,
+}
+
+impl Body<'_, '_> {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        if b.len() > self.left {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "a value's pieces add up to more than its announced length (damaged or changed archive?)",
+            ));
+        }
+        self.left -= b.len();
+        if b.len() >= DIRECT_WRITE {
+            self.pipe.flush()?;
+            self.pipe.conn.write_all(b)
+        } else {
+            self.pipe.out.extend_from_slice(b);
+            if self.pipe.out.len() >= DIRECT_WRITE {
+                self.pipe.flush()?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -488,14 +705,9 @@ pub fn restore(
 
     let dbs = ra.databases()?;
     let total_keys: u64 = dbs.iter().map(|d| d.keys).sum();
-    let win = Window {
-        state: Mutex::new(WinState::default()),
-        cv: Condvar::new(),
-        max_cmds: opts.window_commands.max(1),
-        max_bytes: opts.window_bytes.max(1),
-    };
+    let win = Window::new(opts.window_commands, opts.window_bytes);
     let tally = Mutex::new(tally);
-    let (tx, rx) = crossbeam_channel::unbounded::<Pending>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Batch>();
     let reader_conn = conn.try_clone()?;
     let sent_keys = AtomicU64::new(0);
     let now = now_ms();
@@ -505,6 +717,7 @@ pub fn restore(
         let mut pipe = Pipe {
             conn,
             out: Vec::with_capacity(DIRECT_WRITE * 2),
+            batch: Batch::default(),
             tx: Some(tx),
             win: &win,
         };
@@ -516,6 +729,7 @@ pub fn restore(
             target_mm: target_mm.unwrap_or((99, 0)),
             summary: &mut summary,
             tally: &tally,
+            scratch: Vec::new(),
             seq: 0,
             now,
             current_db: None,
@@ -582,6 +796,8 @@ struct Writer<'a, 'p, 'w> {
     target_mm: (u32, u32),
     summary: &'a mut RedisRestoreSummary,
     tally: &'a Mutex<Tally>,
+    /// Where LZF strings are expanded.
+    scratch: Vec<u8>,
     seq: u64,
     now: i64,
     current_db: Option<u32>,
@@ -597,22 +813,82 @@ impl Writer<'_, '_, '_> {
                 self.summary.skipped_db += d.keys;
                 continue;
             };
-            let ra = self.ra;
-            ra.keys(d, &mut |k| self.key(target_db, k))?;
+            let entries = self.ra.frames(d);
+            self.db_stream(target_db, entries)?;
         }
         Ok(())
     }
 
-    fn key(&mut self, db: u32, k: ArchivedKey) -> Result<()> {
-        if let Some(p) = &self.opts.pattern {
-            if !glob_match(p, &k.key) {
-                self.summary.skipped_pattern += 1;
-                return Ok(());
+    /// Every key of one database's stream, frame by frame. A key within one frame is sent
+    /// from that frame; a key whose value goes on in the next frames is streamed
+    /// ([`Self::big_key`]), after which the walk resumes in the frame where it ended.
+    fn db_stream(&mut self, db: u32, entries: &[IndexEntry]) -> Result<()> {
+        let mut carry: Option<(usize, Vec<u8>, usize)> = None;
+        let mut next = 0;
+        loop {
+            let (fi, frame, start) = match carry.take() {
+                Some(c) => c,
+                None if next < entries.len() => (next, self.ra.read_frame(&entries[next])?, 0),
+                None => break,
+            };
+            next = fi + 1;
+            let recs = parse_frame(&frame)?;
+            let mut ri = start;
+            while ri < recs.len() {
+                let Record::Key {
+                    type_byte,
+                    meta,
+                    key,
+                    piece,
+                    more,
+                    ..
+                } = &recs[ri]
+                else {
+                    return Err(broken(if matches!(recs[ri], Record::Value { .. }) {
+                        "a VALUE record outside a key"
+                    } else {
+                        "a non-key record in a database stream"
+                    }));
+                };
+                let head = Head {
+                    type_byte: *type_byte,
+                    meta,
+                    key,
+                };
+                if !*more {
+                    self.key(db, &head, piece)?;
+                    ri += 1;
+                    continue;
+                }
+                let span = Span {
+                    entries,
+                    fi,
+                    recs: &recs,
+                    ri,
+                };
+                let (efi, eri, last) = self.big_key(db, &head, &span)?;
+                if efi == fi {
+                    ri = eri + 1;
+                } else {
+                    carry = Some((efi, last, eri + 1));
+                    break;
+                }
             }
         }
-        if k.meta.expire_ms.is_some_and(|e| e <= self.now) {
+        Ok(())
+    }
+
+    /// Counts a key that is filtered out, or selects its database and numbers it.
+    fn admit<'k>(&mut self, db: u32, head: &Head<'k>) -> Result<Option<KeyRef<'k>>> {
+        if let Some(p) = &self.opts.pattern {
+            if !glob_match(p, head.key) {
+                self.summary.skipped_pattern += 1;
+                return Ok(None);
+            }
+        }
+        if head.meta.expire_ms.is_some_and(|e| e <= self.now) {
             self.summary.skipped_expired += 1;
-            return Ok(());
+            return Ok(None);
         }
         if self.current_db != Some(db) {
             self.pipe
@@ -620,28 +896,22 @@ impl Writer<'_, '_, '_> {
             self.current_db = Some(db);
         }
         self.seq += 1;
-        let kr = Arc::new(KeyRef {
+        Ok(Some(KeyRef {
             seq: self.seq,
             db,
-            name: k.key.clone(),
-        });
-        let restorable = type_min_rdb(k.type_byte).is_some_and(|m| m <= self.target_rdb)
-            && k.value.len() < MAX_PAYLOAD;
-        if k.type_byte == t::MODULE_2 || (restorable && !self.opts.force_commands) {
-            self.restore_cmd(&k, &kr)?;
-            self.summary.via_restore += 1;
-        } else {
-            self.summary.via_commands += 1;
-            match decode_value(k.type_byte, &k.value, self.ra.rdb_version) {
-                Ok(v) => self.rebuild(&k, v, &kr)?,
-                Err(e) => self
-                    .tally
-                    .lock()
-                    .expect("tally lock")
-                    .fail(&kr, &e.to_string()),
-            }
-        }
-        self.summary.bytes += k.value.len() as u64;
+            name: head.key,
+        }))
+    }
+
+    /// Whether a value of `type_byte` and `len` bytes goes as `RESTORE`.
+    fn use_restore(&self, type_byte: u8, len: u64) -> bool {
+        let restorable = type_min_rdb(type_byte).is_some_and(|m| m <= self.target_rdb)
+            && len < MAX_PAYLOAD as u64;
+        type_byte == t::MODULE_2 || (restorable && !self.opts.force_commands)
+    }
+
+    fn sent_one(&mut self, len: u64) {
+        self.summary.bytes += len;
         let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         if n % 256 == 0 {
             (self.progress)(RestoreProgress {
@@ -650,45 +920,327 @@ impl Writer<'_, '_, '_> {
                 bytes: self.summary.bytes,
             });
         }
+    }
+
+    /// A key whose value is whole in one frame.
+    fn key(&mut self, db: u32, head: &Head<'_>, value: &[u8]) -> Result<()> {
+        let Some(kr) = self.admit(db, head)? else {
+            return Ok(());
+        };
+        if self.use_restore(head.type_byte, value.len() as u64) {
+            self.restore_cmd(head, value, &kr)?;
+            self.summary.via_restore += 1;
+        } else {
+            self.summary.via_commands += 1;
+            self.decode_and_rebuild(head, value, &kr)?;
+        }
+        self.sent_one(value.len() as u64);
         Ok(())
     }
 
-    fn restore_cmd(&mut self, k: &ArchivedKey, kr: &Arc<KeyRef>) -> Result<()> {
-        let version = self.ra.rdb_version.min(self.target_rdb) as u16;
-        let footer = dump_footer(k.type_byte, &k.value, version);
-        let ttl = k.meta.expire_ms.unwrap_or(0).to_string();
-        let type_byte = [k.type_byte];
-        let key_part = [k.key.as_slice()];
-        let mut args: Vec<&[&[u8]]> = vec![&[b"RESTORE"], &key_part];
-        let ttl_part = [ttl.as_bytes()];
-        args.push(&ttl_part);
-        let payload = [&type_byte[..], &k.value[..], &footer[..]];
-        args.push(&payload);
-        if k.meta.expire_ms.is_some() {
-            args.push(&[b"ABSTTL"]);
+    fn decode_and_rebuild(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
+        match decode_value(head.type_byte, value, self.ra.rdb_version) {
+            Ok(v) => self.rebuild(head, v, kr),
+            Err(e) => {
+                self.tally
+                    .lock()
+                    .expect("tally lock")
+                    .fail(kr, &e.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// A key whose value goes on over the next frames. Its length is learnt first by
+    /// reading ahead to its last piece (keeping the first frames read, within
+    /// [`LOOKAHEAD_BYTES`]); then `RESTORE` is written with that length and the pieces
+    /// follow straight from the frames, the CRC-64 computed on the way. A string rebuilt
+    /// with commands is `APPEND`ed in chunks as it is decoded. Only other types rebuilt
+    /// with commands are decoded whole. Returns where the value ends: frame, record, and
+    /// that frame's bytes.
+    fn big_key(
+        &mut self,
+        db: u32,
+        head: &Head<'_>,
+        span: &Span<'_>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let ra = self.ra;
+        let Some(kr) = self.admit(db, head)? else {
+            return walk(ra, span, None, &mut |_| Ok(()));
+        };
+        let mut cache = Lookahead {
+            first: span.fi + 1,
+            frames: VecDeque::new(),
+            bytes: 0,
+            full: false,
+        };
+        // A string's header says how long it is; anything else is measured.
+        let len = match string_len(head.type_byte, span) {
+            Some(n) => n,
+            None => measure(ra, span, &mut cache)?,
+        };
+        let end = if self.use_restore(head.type_byte, len) {
+            self.summary.via_restore += 1;
+            self.restore_streamed(head, len, span, &mut cache, &kr)?
+        } else if head.type_byte == t::STRING {
+            self.summary.via_commands += 1;
+            self.string_streamed(head, span, &mut cache, &kr)?
+        } else if let Some(kind) = CollKind::of(head.type_byte) {
+            self.summary.via_commands += 1;
+            self.collection_streamed(head, kind, span, &mut cache, &kr)?
+        } else {
+            self.summary.via_commands += 1;
+            let mut value = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            let end = walk(ra, span, Some(&mut cache), &mut |p| {
+                value.extend_from_slice(p);
+                Ok(())
+            })?;
+            self.decode_and_rebuild(head, &value, &kr)?;
+            end
+        };
+        self.sent_one(len);
+        Ok(end)
+    }
+
+    /// `RESTORE key ttl` and the options after the payload.
+    fn restore_args(&self, head: &Head<'_>) -> (String, Vec<Vec<u8>>) {
+        let ttl = head.meta.expire_ms.unwrap_or(0).to_string();
+        let mut tail: Vec<Vec<u8>> = Vec::new();
+        if head.meta.expire_ms.is_some() {
+            tail.push(b"ABSTTL".to_vec());
         }
         if self.opts.replace {
-            args.push(&[b"REPLACE"]);
+            tail.push(b"REPLACE".to_vec());
         }
-        let idle = k.meta.idle_s.map(|i| i.to_string());
-        let freq = k.meta.freq.map(|f| f.to_string());
-        let idle_part;
-        let freq_part;
-        if let Some(i) = &idle {
-            args.push(&[b"IDLETIME"]);
-            idle_part = [i.as_bytes()];
-            args.push(&idle_part);
-        } else if let Some(f) = &freq {
-            args.push(&[b"FREQ"]);
-            freq_part = [f.as_bytes()];
-            args.push(&freq_part);
+        if let Some(i) = head.meta.idle_s {
+            tail.push(b"IDLETIME".to_vec());
+            tail.push(i.to_string().into_bytes());
+        } else if let Some(f) = head.meta.freq {
+            tail.push(b"FREQ".to_vec());
+            tail.push(f.to_string().into_bytes());
         }
+        (ttl, tail)
+    }
+
+    fn restore_cmd(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
+        // LZF strings are expanded here rather than by the server, whose one thread is
+        // what a restore waits for.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = match inflate(head.type_byte, value, &mut scratch) {
+            Some(v) => self.restore_payload(head, v, kr),
+            None => self.restore_payload(head, value, kr),
+        };
+        self.scratch = scratch;
+        r
+    }
+
+    fn restore_payload(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
+        let version = self.ra.rdb_version.min(self.target_rdb) as u16;
+        let footer = dump_footer(head.type_byte, value, version);
+        if value.len() < DIRECT_WRITE {
+            // The common case, encoded straight into the output buffer.
+            let ttl = Dec::new(head.meta.expire_ms.unwrap_or(0).max(0) as u64);
+            let hint = match (head.meta.idle_s, head.meta.freq) {
+                (Some(i), _) => Some((&b"IDLETIME"[..], Dec::new(i))),
+                (None, Some(f)) => Some((&b"FREQ"[..], Dec::new(u64::from(f)))),
+                (None, None) => None,
+            };
+            let abs = head.meta.expire_ms.is_some();
+            let argc = 4
+                + usize::from(abs)
+                + usize::from(self.opts.replace)
+                + 2 * usize::from(hint.is_some());
+            let bulk = |n: usize| 5 + conn::digits(n) + n;
+            let plen = 1 + value.len() + footer.len();
+            let mut len = 3
+                + conn::digits(argc)
+                + bulk(7)
+                + bulk(head.key.len())
+                + bulk(ttl.len())
+                + bulk(plen);
+            if abs {
+                len += bulk(6);
+            }
+            if self.opts.replace {
+                len += bulk(7);
+            }
+            if let Some((name, n)) = &hint {
+                len += bulk(name.len()) + bulk(n.len());
+            }
+            self.pipe.reserve(len, Expect::Restore, Some(kr))?;
+            let out = &mut self.pipe.out;
+            let start = out.len();
+            out.push(b'*');
+            conn::put_decimal(out, argc as u64);
+            out.extend_from_slice(b"\r\n$7\r\nRESTORE\r\n");
+            put_bulk(out, head.key);
+            put_bulk(out, ttl.as_bytes());
+            out.push(b'$');
+            conn::put_decimal(out, plen as u64);
+            out.extend_from_slice(b"\r\n");
+            out.push(head.type_byte);
+            out.extend_from_slice(value);
+            out.extend_from_slice(&footer);
+            out.extend_from_slice(b"\r\n");
+            if abs {
+                out.extend_from_slice(b"$6\r\nABSTTL\r\n");
+            }
+            if self.opts.replace {
+                out.extend_from_slice(b"$7\r\nREPLACE\r\n");
+            }
+            if let Some((name, n)) = &hint {
+                put_bulk(out, name);
+                put_bulk(out, n.as_bytes());
+            }
+            debug_assert_eq!(out.len() - start, len);
+            if out.len() >= DIRECT_WRITE {
+                self.pipe.flush()?;
+            }
+            return Ok(());
+        }
+        let (ttl, tail) = self.restore_args(head);
+        let type_byte = [head.type_byte];
+        let payload = [&type_byte[..], value, &footer[..]];
+        let mut args: Vec<&[&[u8]]> = Vec::with_capacity(4 + tail.len());
+        let (cmd, key_part, ttl_part) = ([&b"RESTORE"[..]], [head.key], [ttl.as_bytes()]);
+        args.extend([&cmd[..], &key_part[..], &ttl_part[..], &payload[..]]);
+        let tail_parts: Vec<[&[u8]; 1]> = tail.iter().map(|a| [a.as_slice()]).collect();
+        args.extend(tail_parts.iter().map(|p| &p[..]));
         self.pipe.send(&args, Expect::Restore, Some(kr))
     }
 
+    /// `RESTORE` of a value spread over frames, `len` bytes long, streamed.
+    fn restore_streamed(
+        &mut self,
+        head: &Head<'_>,
+        len: u64,
+        span: &Span<'_>,
+        cache: &mut Lookahead,
+        kr: &KeyRef<'_>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let version = (self.ra.rdb_version.min(self.target_rdb) as u16).to_le_bytes();
+        let (ttl, tail) = self.restore_args(head);
+        let tail: Vec<&[u8]> = tail.iter().map(Vec::as_slice).collect();
+        let payload_len = usize::try_from(len + 11)
+            .map_err(|_| Error::new(ErrorKind::Unsupported, "a value too big for this machine"))?;
+        let ra = self.ra;
+        let type_byte = head.type_byte;
+        let mut end = None;
+        self.pipe.send_streamed(
+            &[b"RESTORE", head.key, ttl.as_bytes()],
+            payload_len,
+            &tail,
+            Expect::Restore,
+            Some(kr),
+            &mut |out| {
+                let mut crc = Crc64::new();
+                crc.update(&[type_byte]);
+                out.put(&[type_byte])?;
+                end = Some(walk(ra, span, Some(&mut *cache), &mut |p| {
+                    crc.update(p);
+                    out.put(p)
+                })?);
+                crc.update(&version);
+                out.put(&version)?;
+                out.put(&crc.value().to_le_bytes())
+            },
+        )?;
+        Ok(end.expect("set by the body"))
+    }
+
+    /// A list, set, sorted set or hash spread over frames, rebuilt with batches of
+    /// `RPUSH`/`SADD`/`ZADD`/`HSET` as its elements are decoded: memory is one batch
+    /// (and one element, or one quicklist node), whatever the number of elements.
+    fn collection_streamed(
+        &mut self,
+        head: &Head<'_>,
+        kind: CollKind,
+        span: &Span<'_>,
+        cache: &mut Lookahead,
+        kr: &KeyRef<'_>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let mut tmp = head.key.to_vec();
+        tmp.extend_from_slice(TMP_SUFFIX);
+        self.pipe.cmd(&[b"DEL", &tmp], Expect::Step, Some(kr))?;
+        let (cmd, group): (&[u8], usize) = match kind {
+            CollKind::List | CollKind::Quicklist | CollKind::Quicklist2 => (b"RPUSH", 1),
+            CollKind::Set => (b"SADD", 1),
+            CollKind::ZSet | CollKind::ZSet2 => (b"ZADD", 2),
+            CollKind::Hash => (b"HSET", 2),
+        };
+        let max_items = self.opts.batch_elements.max(1) * group;
+        let max_bytes = self.opts.batch_bytes.max(1);
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0usize;
+        let pipe = &mut *self.pipe;
+        let mut send = |batch: &mut Vec<Vec<u8>>, bytes: &mut usize| -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut args: Vec<&[u8]> = Vec::with_capacity(2 + batch.len());
+            args.push(cmd);
+            args.push(&tmp);
+            args.extend(batch.iter().map(Vec::as_slice));
+            pipe.cmd(&args, Expect::Step, Some(kr))?;
+            batch.clear();
+            *bytes = 0;
+            Ok(())
+        };
+        let mut st = CollStream {
+            kind,
+            buf: Vec::new(),
+            pos: 0,
+            left: None,
+        };
+        let mut element = |parts: &[&[u8]]| -> Result<()> {
+            let n: usize = parts.iter().map(|p| p.len()).sum();
+            if !batch.is_empty() && (batch.len() >= max_items || bytes + n > max_bytes) {
+                send(&mut batch, &mut bytes)?;
+            }
+            batch.extend(parts.iter().map(|p| p.to_vec()));
+            bytes += n;
+            Ok(())
+        };
+        let end = walk(self.ra, span, Some(cache), &mut |p| {
+            st.push(p, &mut element)
+        })?;
+        st.finish()?;
+        send(&mut batch, &mut bytes)?;
+        self.finish_rebuild(head, &tmp, kr)?;
+        Ok(end)
+    }
+
+    /// A string spread over frames, rebuilt with `APPEND`s of decoded chunks.
+    fn string_streamed(
+        &mut self,
+        head: &Head<'_>,
+        span: &Span<'_>,
+        cache: &mut Lookahead,
+        kr: &KeyRef<'_>,
+    ) -> Result<(usize, usize, Vec<u8>)> {
+        let mut tmp = head.key.to_vec();
+        tmp.extend_from_slice(TMP_SUFFIX);
+        let step = Expect::Step;
+        self.pipe.cmd(&[b"DEL", &tmp], step, Some(kr))?;
+        let mut st = StringStream::new(self.opts.batch_bytes.max(MIN_STRING_CHUNK));
+        let mut appended = false;
+        let pipe = &mut *self.pipe;
+        let mut append = |c: &[u8]| {
+            appended = true;
+            pipe.cmd(&[b"APPEND", &tmp, c], step, Some(kr))
+        };
+        let end = walk(self.ra, span, Some(cache), &mut |p| st.push(p, &mut append))?;
+        st.finish(&mut append)?;
+        if !appended {
+            self.pipe.cmd(&[b"SET", &tmp, b""], step, Some(kr))?;
+        }
+        self.finish_rebuild(head, &tmp, kr)?;
+        Ok(end)
+    }
+
     /// Rebuilds a value with type commands on a temporary key, then renames it.
-    fn rebuild(&mut self, k: &ArchivedKey, v: Value, kr: &Arc<KeyRef>) -> Result<()> {
-        let mut tmp = k.key.clone();
+    fn rebuild(&mut self, head: &Head<'_>, v: Value, kr: &KeyRef<'_>) -> Result<()> {
+        let mut tmp = head.key.to_vec();
         tmp.extend_from_slice(TMP_SUFFIX);
         let step = Expect::Step;
         self.pipe.cmd(&[b"DEL", &tmp], step, Some(kr))?;
@@ -739,17 +1291,23 @@ impl Writer<'_, '_, '_> {
             Value::Stream(s) => self.stream(&tmp, &s, kr)?,
             Value::Module { .. } => unreachable!("modules always go through RESTORE"),
         }
-        if let Some(ms) = k.meta.expire_ms {
+        self.finish_rebuild(head, &tmp, kr)
+    }
+
+    /// The expiry, then the rename of the rebuilt value onto its name.
+    fn finish_rebuild(&mut self, head: &Head<'_>, tmp: &[u8], kr: &KeyRef<'_>) -> Result<()> {
+        let step = Expect::Step;
+        if let Some(ms) = head.meta.expire_ms {
             let ms = ms.to_string();
             self.pipe
-                .cmd(&[b"PEXPIREAT", &tmp, ms.as_bytes()], step, Some(kr))?;
+                .cmd(&[b"PEXPIREAT", tmp, ms.as_bytes()], step, Some(kr))?;
         }
         if self.opts.replace {
-            self.pipe.cmd(&[b"RENAME", &tmp, &k.key], step, Some(kr))?;
+            self.pipe.cmd(&[b"RENAME", tmp, head.key], step, Some(kr))?;
         } else {
             self.pipe
-                .cmd(&[b"RENAMENX", &tmp, &k.key], Expect::RenameNx, Some(kr))?;
-            self.pipe.cmd(&[b"DEL", &tmp], step, Some(kr))?;
+                .cmd(&[b"RENAMENX", tmp, head.key], Expect::RenameNx, Some(kr))?;
+            self.pipe.cmd(&[b"DEL", tmp], step, Some(kr))?;
         }
         Ok(())
     }
@@ -761,7 +1319,7 @@ impl Writer<'_, '_, '_> {
         tmp: &[u8],
         items: &[&[u8]],
         group: usize,
-        kr: &Arc<KeyRef>,
+        kr: &KeyRef<'_>,
     ) -> Result<()> {
         let max_items = self.opts.batch_elements.max(1) * group;
         let mut at = 0;
@@ -786,7 +1344,7 @@ impl Writer<'_, '_, '_> {
         Ok(())
     }
 
-    fn stream(&mut self, tmp: &[u8], s: &Stream, kr: &Arc<KeyRef>) -> Result<()> {
+    fn stream(&mut self, tmp: &[u8], s: &Stream, kr: &KeyRef<'_>) -> Result<()> {
         let step = Expect::Step;
         let v7 = self.target_mm >= (7, 0);
         for e in &s.entries {
@@ -886,6 +1444,571 @@ impl Writer<'_, '_, '_> {
     }
 }
 
+/// Largest value [`inflate`] writes out.
+const MAX_INFLATE: u64 = 1 << 20;
+
+/// The value with its LZF-compressed strings stored plain, in `out`, when its type is
+/// one string (a string, or a listpack, ziplist, intset or zipmap blob) or a quicklist
+/// of them; `None` when it has none (or something does not parse: it then goes as
+/// archived, for the server to judge).
+fn inflate<'o>(type_byte: u8, value: &[u8], out: &'o mut Vec<u8>) -> Option<&'o [u8]> {
+    out.clear();
+    let mut at = 0;
+    let mut any = false;
+    let mut string = |at: &mut usize, out: &mut Vec<u8>| -> Option<()> {
+        let h = primitives::string_header(&value[*at..], 0).ok()??;
+        let end = (*at + h.header_len).checked_add(usize::try_from(h.body_len).ok()?)?;
+        let body = value.get(*at + h.header_len..end)?;
+        match h.kind {
+            StringKind::Lzf(ulen) if out.len() as u64 + ulen <= MAX_INFLATE => {
+                super::rdbfile::put_len(out, ulen);
+                lzf::decompress_into(body, ulen as usize, out).ok()?;
+                any = true;
+            }
+            _ => out.extend_from_slice(&value[*at..end]),
+        }
+        *at = end;
+        Some(())
+    };
+    match type_byte {
+        t::STRING
+        | t::HASH_ZIPMAP
+        | t::LIST_ZIPLIST
+        | t::SET_INTSET
+        | t::ZSET_ZIPLIST
+        | t::HASH_ZIPLIST
+        | t::HASH_LISTPACK
+        | t::ZSET_LISTPACK
+        | t::SET_LISTPACK => string(&mut at, out)?,
+        t::LIST_QUICKLIST | t::LIST_QUICKLIST_2 => {
+            let (n, used) = primitives::plain_length(value, 0).ok()??;
+            out.extend_from_slice(&value[..used]);
+            at = used;
+            for _ in 0..n {
+                if type_byte == t::LIST_QUICKLIST_2 {
+                    let (_, used) = primitives::plain_length(&value[at..], 0).ok()??;
+                    out.extend_from_slice(&value[at..at + used]);
+                    at += used;
+                }
+                string(&mut at, out)?;
+            }
+        }
+        _ => return None,
+    }
+    (any && at == value.len()).then_some(out.as_slice())
+}
+
+/// A number in decimal, on the stack.
+struct Dec {
+    b: [u8; 20],
+    at: usize,
+}
+
+impl Dec {
+    fn new(mut n: u64) -> Self {
+        let mut d = Dec { b: [0; 20], at: 20 };
+        loop {
+            d.at -= 1;
+            d.b[d.at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return d;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.b[self.at..]
+    }
+
+    fn len(&self) -> usize {
+        20 - self.at
+    }
+}
+
+/// Appends a RESP bulk string.
+fn put_bulk(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'$');
+    conn::put_decimal(out, b.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A key as its KEY record gives it.
+struct Head<'k> {
+    type_byte: u8,
+    meta: &'k KeyMeta,
+    key: &'k [u8],
+}
+
+/// Where a value spread over frames starts: the KEY record `recs[ri]` of frame `fi`.
+struct Span<'s> {
+    entries: &'s [IndexEntry],
+    fi: usize,
+    recs: &'s [Record<'s>],
+    ri: usize,
+}
+
+/// Frames after a big value's first one, read while looking for its end and kept, in
+/// order from `first`, for sending it, while they fit in [`LOOKAHEAD_BYTES`].
+struct Lookahead {
+    first: usize,
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// A frame was dropped: keep no later ones.
+    full: bool,
+}
+
+impl Lookahead {
+    fn offer(&mut self, k: usize, frame: Vec<u8>) {
+        if !self.full
+            && k == self.first + self.frames.len()
+            && self.bytes + frame.len() <= LOOKAHEAD_BYTES
+        {
+            self.bytes += frame.len();
+            self.frames.push_back(frame);
+        } else {
+            self.full = true;
+        }
+    }
+
+    fn take(&mut self, k: usize) -> Option<Vec<u8>> {
+        if k == self.first && !self.frames.is_empty() {
+            self.first += 1;
+            let f = self.frames.pop_front()?;
+            self.bytes -= f.len();
+            Some(f)
+        } else {
+            None
+        }
+    }
+}
+
+fn broken(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("Redis archive stream is inconsistent: {what}"),
+    )
+}
+
+/// The pieces of a value in the KEY record's own frame: calls `f` with each; returns
+/// the record the value ends at there, if it does.
+fn first_pieces(span: &Span<'_>, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Option<usize>> {
+    let Record::Key { piece, more, .. } = &span.recs[span.ri] else {
+        unreachable!("a span starts at a KEY record");
+    };
+    f(piece)?;
+    if !*more {
+        return Ok(Some(span.ri));
+    }
+    for (j, r) in span.recs.iter().enumerate().skip(span.ri + 1) {
+        let Record::Value { piece, more } = r else {
+            return Err(broken("a key's value is cut short by another record"));
+        };
+        f(piece)?;
+        if !*more {
+            return Ok(Some(j));
+        }
+    }
+    Ok(None)
+}
+
+/// The length of a string value, from the RDB string header at the start of its first
+/// piece (when the piece holds it whole).
+fn string_len(type_byte: u8, span: &Span<'_>) -> Option<u64> {
+    if type_byte != t::STRING {
+        return None;
+    }
+    let Record::Key { piece, .. } = &span.recs[span.ri] else {
+        return None;
+    };
+    let h = primitives::string_header(piece, 0).ok()??;
+    (h.header_len as u64).checked_add(h.body_len)
+}
+
+/// Leading VALUE records of a frame: the bytes they hold and, if the value ends in
+/// this frame, at which record.
+fn value_records(frame: &[u8]) -> Result<(u64, Option<usize>)> {
+    let mut n = 0u64;
+    for (j, r) in parse_frame(frame)?.iter().enumerate() {
+        let Record::Value { piece, more } = r else {
+            return Err(broken("a key's value is cut short by another record"));
+        };
+        n += piece.len() as u64;
+        if !*more {
+            return Ok((n, Some(j)));
+        }
+    }
+    Ok((n, None))
+}
+
+/// The length of a value spread over frames, reading the frames after the first a few
+/// at a time in parallel (only their records' lengths are looked at); the first ones
+/// are kept in `cache`.
+fn measure(ra: &RedisArchive<'_>, span: &Span<'_>, cache: &mut Lookahead) -> Result<u64> {
+    let mut len = 0u64;
+    if first_pieces(span, &mut |p| {
+        len += p.len() as u64;
+        Ok(())
+    })?
+    .is_some()
+    {
+        return Ok(len);
+    }
+    // Most values that cross a frame boundary end in the next frame: read that one alone.
+    let mut k = span.fi + 1;
+    let mut at_once = 1;
+    loop {
+        let batch = &span.entries[k.min(span.entries.len())..(k + at_once).min(span.entries.len())];
+        at_once = LOOKAHEAD_BATCH;
+        if batch.is_empty() {
+            return Err(broken("the stream ends inside a key"));
+        }
+        let read = ra
+            .mapped()
+            .par_map(batch, |_, raw| (value_records(&raw), raw));
+        for r in read {
+            let (found, raw) = r?;
+            let (n, end) = found?;
+            len += n;
+            cache.offer(k, raw);
+            if end.is_some() {
+                return Ok(len);
+            }
+            k += 1;
+        }
+    }
+}
+
+/// Calls `f` with every piece of a value spread over frames, in order (frames from
+/// `cache` when there, else read again). Returns where the value ends: frame, record,
+/// and that frame's bytes (empty when it ends in the first frame).
+fn walk(
+    ra: &RedisArchive<'_>,
+    span: &Span<'_>,
+    mut cache: Option<&mut Lookahead>,
+    f: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<(usize, usize, Vec<u8>)> {
+    if let Some(j) = first_pieces(span, f)? {
+        return Ok((span.fi, j, Vec::new()));
+    }
+    let mut k = span.fi + 1;
+    loop {
+        let Some(e) = span.entries.get(k) else {
+            return Err(broken("the stream ends inside a key"));
+        };
+        let frame = match cache.as_deref_mut().and_then(|c| c.take(k)) {
+            Some(f) => f,
+            None => ra.read_frame(e)?,
+        };
+        let mut end = None;
+        for (j, r) in parse_frame(&frame)?.iter().enumerate() {
+            let Record::Value { piece, more } = r else {
+                return Err(broken("a key's value is cut short by another record"));
+            };
+            f(piece)?;
+            if !*more {
+                end = Some(j);
+                break;
+            }
+        }
+        if let Some(j) = end {
+            return Ok((k, j, frame));
+        }
+        k += 1;
+    }
+}
+
+/// The collection encodings rebuilt element by element as they arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CollKind {
+    List,
+    Set,
+    ZSet,
+    ZSet2,
+    Hash,
+    Quicklist,
+    Quicklist2,
+}
+
+impl CollKind {
+    fn of(type_byte: u8) -> Option<CollKind> {
+        Some(match type_byte {
+            t::LIST => CollKind::List,
+            t::SET => CollKind::Set,
+            t::ZSET => CollKind::ZSet,
+            t::ZSET_2 => CollKind::ZSet2,
+            t::HASH => CollKind::Hash,
+            t::LIST_QUICKLIST => CollKind::Quicklist,
+            t::LIST_QUICKLIST_2 => CollKind::Quicklist2,
+            _ => return None,
+        })
+    }
+}
+
+/// A collection value arriving in pieces: its count, then its elements (or quicklist
+/// nodes), each handed out as soon as its bytes are in.
+struct CollStream {
+    kind: CollKind,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Elements (or nodes) still due, once the count is read.
+    left: Option<u64>,
+}
+
+const COLL: &str = "collection value";
+
+impl CollStream {
+    /// One element (or node) at the start of `b`: calls `out` with its parts (ZADD's
+    /// score first); the bytes it took, or `None` if `b` does not hold it whole yet.
+    fn element(
+        kind: CollKind,
+        b: &[u8],
+        out: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+    ) -> Result<Option<usize>> {
+        if kind == CollKind::Quicklist2 {
+            return Self::quicklist2_node(b, out);
+        }
+        let Some((first, mut used)) = primitives::string(b, 0)? else {
+            return Ok(None);
+        };
+        match kind {
+            CollKind::List | CollKind::Set => out(&[&first])?,
+            CollKind::Hash => {
+                let Some((v, u)) = primitives::string(&b[used..], 0)? else {
+                    return Ok(None);
+                };
+                used += u;
+                out(&[&first, &v])?;
+            }
+            CollKind::ZSet2 => {
+                let Some(raw) = b.get(used..used + 8) else {
+                    return Ok(None);
+                };
+                used += 8;
+                let score = f64::from_le_bytes(raw.try_into().expect("8 bytes"));
+                if score.is_nan() {
+                    return Err(super::corrupt(COLL, used, "NaN score"));
+                }
+                out(&[score_text(score).as_bytes(), &first])?;
+            }
+            CollKind::ZSet => {
+                let Some(&n) = b.get(used) else {
+                    return Ok(None);
+                };
+                used += 1;
+                let score = match n {
+                    253 => return Err(super::corrupt(COLL, used, "NaN score")),
+                    254 => "inf".to_string(),
+                    255 => "-inf".to_string(),
+                    n => {
+                        let Some(text) = b.get(used..used + usize::from(n)) else {
+                            return Ok(None);
+                        };
+                        used += usize::from(n);
+                        let f = std::str::from_utf8(text)
+                            .ok()
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .filter(|f| !f.is_nan())
+                            .ok_or_else(|| super::corrupt(COLL, used, "score is not a number"))?;
+                        score_text(f)
+                    }
+                };
+                out(&[score.as_bytes(), &first])?;
+            }
+            CollKind::Quicklist => {
+                for e in super::ziplist::entries(&first)? {
+                    out(&[&e.to_vec()])?;
+                }
+            }
+            CollKind::Quicklist2 => unreachable!("handled above"),
+        }
+        Ok(Some(used))
+    }
+
+    /// A quicklist node: its container, plain (1: one element) or packed (2: a
+    /// listpack), then its bytes.
+    fn quicklist2_node(
+        b: &[u8],
+        out: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+    ) -> Result<Option<usize>> {
+        let Some((container, clen)) = primitives::plain_length(b, 0)? else {
+            return Ok(None);
+        };
+        let Some((node, used)) = primitives::string(&b[clen..], 0)? else {
+            return Ok(None);
+        };
+        match container {
+            1 => out(&[&node])?,
+            2 => {
+                for e in super::listpack::entries(&node)? {
+                    out(&[&e.to_vec()])?;
+                }
+            }
+            other => {
+                return Err(super::corrupt(
+                    COLL,
+                    0,
+                    format!("quicklist container {other}"),
+                ));
+            }
+        }
+        Ok(Some(clen + used))
+    }
+
+    fn push(&mut self, piece: &[u8], out: &mut dyn FnMut(&[&[u8]]) -> Result<()>) -> Result<()> {
+        self.buf.extend_from_slice(piece);
+        loop {
+            let b = &self.buf[self.pos..];
+            let Some(left) = self.left else {
+                match primitives::plain_length(b, 0)? {
+                    Some((n, used)) => {
+                        self.left = Some(n);
+                        self.pos += used;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            if left == 0 {
+                if !b.is_empty() {
+                    return Err(broken("bytes after the last element of a value"));
+                }
+                break;
+            }
+            match Self::element(self.kind, b, out)? {
+                Some(used) => {
+                    self.pos += used;
+                    self.left = Some(left - 1);
+                }
+                None => break,
+            }
+        }
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.left == Some(0) && self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(broken("a collection value is cut short"))
+        }
+    }
+}
+
+/// An RDB string arriving in pieces, handed out decoded in chunks (LZF decompressed on
+/// the way).
+struct StringStream {
+    chunk: usize,
+    /// The header's bytes, until it is whole.
+    head: Vec<u8>,
+    state: StrState,
+}
+
+enum StrState {
+    Header,
+    /// Plain bytes: this many still due.
+    Raw(u64),
+    /// An integer: its bytes, this many still due.
+    Int(StringKind, Vec<u8>, usize),
+    /// LZF: compressed bytes still due.
+    Lzf(u64, lzf::Decoder),
+    Done,
+}
+
+impl StringStream {
+    fn new(chunk: usize) -> Self {
+        StringStream {
+            chunk,
+            head: Vec::new(),
+            state: StrState::Header,
+        }
+    }
+
+    fn push(&mut self, mut p: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        while !p.is_empty() {
+            match &mut self.state {
+                StrState::Header => {
+                    let take = p.len().min(32 - self.head.len().min(32));
+                    let before = self.head.len();
+                    self.head.extend_from_slice(&p[..take]);
+                    let Some(h) = primitives::string_header(&self.head, 0)? else {
+                        if self.head.len() >= 32 {
+                            return Err(broken("a string header is too long"));
+                        }
+                        p = &p[take..];
+                        continue;
+                    };
+                    // Give back what went past the header.
+                    let used = h.header_len - before;
+                    p = &p[used..];
+                    self.head.clear();
+                    self.state = match h.kind {
+                        StringKind::Raw => StrState::Raw(h.body_len),
+                        StringKind::Int => StrState::Int(h.kind, Vec::new(), h.body_len as usize),
+                        StringKind::Lzf(ulen) => {
+                            StrState::Lzf(h.body_len, lzf::Decoder::new(ulen, self.chunk))
+                        }
+                    };
+                    if matches!(self.state, StrState::Raw(0)) {
+                        self.state = StrState::Done;
+                    }
+                }
+                StrState::Raw(left) => {
+                    let n = (*left).min(p.len() as u64) as usize;
+                    for c in p[..n].chunks(self.chunk) {
+                        out(c)?;
+                    }
+                    *left -= n as u64;
+                    p = &p[n..];
+                    if *left == 0 {
+                        self.state = StrState::Done;
+                    }
+                }
+                StrState::Int(kind, bytes, left) => {
+                    let n = (*left).min(p.len());
+                    bytes.extend_from_slice(&p[..n]);
+                    *left -= n;
+                    p = &p[n..];
+                    if *left == 0 {
+                        out(&primitives::decode_body(*kind, bytes, 0)?)?;
+                        self.state = StrState::Done;
+                    }
+                }
+                StrState::Lzf(left, dec) => {
+                    let n = (*left).min(p.len() as u64) as usize;
+                    dec.push(&p[..n], out)?;
+                    *left -= n as u64;
+                    p = &p[n..];
+                    if *left == 0 {
+                        let StrState::Lzf(_, dec) =
+                            std::mem::replace(&mut self.state, StrState::Done)
+                        else {
+                            unreachable!()
+                        };
+                        dec.finish(out)?;
+                    }
+                }
+                StrState::Done => return Err(broken("bytes after the end of a string")),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        match self.state {
+            StrState::Done => Ok(()),
+            StrState::Lzf(0, dec) => dec.finish(out),
+            _ => Err(broken("a string value is cut short")),
+        }
+    }
+}
+
 /// A score as ZADD reads it back exactly: `inf`, `-inf`, or the shortest decimal that
 /// round-trips.
 pub fn score_text(s: f64) -> String {
@@ -920,5 +2043,31 @@ mod tests {
         assert_eq!(type_min_rdb(t::SET_LISTPACK), Some(11));
         assert_eq!(type_min_rdb(t::HASH_METADATA_PRE_GA), None);
         assert_eq!(library_name(b"#!lua name=mylib\nreturn"), "mylib");
+    }
+
+    #[test]
+    fn lzf_strings_are_inflated() {
+        // "abcabcabc" as an LZF string: 0xC3, compressed length 6, length 9.
+        let lzf = [0xC3, 6, 9, 0x02, b'a', b'b', b'c', 4 << 5, 0x02];
+        let mut plain = vec![9u8];
+        plain.extend_from_slice(b"abcabcabc");
+        let mut out = Vec::new();
+        assert_eq!(inflate(t::STRING, &lzf, &mut out), Some(&plain[..]));
+        assert_eq!(inflate(t::HASH_LISTPACK, &lzf, &mut out), Some(&plain[..]));
+        // A quicklist of two nodes (container 2), one compressed.
+        let mut ql = vec![2u8, 2];
+        ql.extend_from_slice(&lzf);
+        ql.extend_from_slice(&[2, 1, b'z']);
+        let mut want = vec![2u8, 2];
+        want.extend_from_slice(&plain);
+        want.extend_from_slice(&[2, 1, b'z']);
+        assert_eq!(inflate(t::LIST_QUICKLIST_2, &ql, &mut out), Some(&want[..]));
+        // Nothing compressed, trailing bytes, damage, other types: sent as they are.
+        assert_eq!(inflate(t::STRING, &plain, &mut out), None);
+        let mut longer = lzf.to_vec();
+        longer.push(0);
+        assert_eq!(inflate(t::STRING, &longer, &mut out), None);
+        assert_eq!(inflate(t::STRING, &lzf[..7], &mut out), None);
+        assert_eq!(inflate(t::SET, &lzf, &mut out), None);
     }
 }
