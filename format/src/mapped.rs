@@ -5,7 +5,7 @@
 //! its index record, stored hash, authentication, decoding, raw hash) and decoded into an
 //! owned buffer; no view into the map is ever handed out.
 
-#![allow(unsafe_code)] // the one `Mmap::map` call in `FileBytes::open`; see its SAFETY note.
+#![allow(unsafe_code)] // `Mmap::map` in `FileBytes::open` and `madvise` in `FileBytes::release`; see their SAFETY notes.
 
 use std::fs::File;
 use std::ops::{Deref, Range};
@@ -65,6 +65,39 @@ impl FileBytes {
         let map = unsafe { Mmap::map(&file) }
             .map_err(|e| Error::io(format!("memory-mapping {}", path.display()), e))?;
         Ok(FileBytes::Mapped(map))
+    }
+}
+
+impl FileBytes {
+    /// Tells the kernel that this process is done with the whole pages inside `range`
+    /// (MADV_DONTNEED), so that reading an archive frame after frame does not leave the
+    /// file's pages counted in the process's resident memory: a restore's RSS stays bounded
+    /// by the frames in flight, whatever the archive's size. Pages only partly inside are
+    /// kept (a neighbouring frame may be in use). A buffer, or a failed call, is left as is:
+    /// this is an economy, never needed for correctness.
+    fn release(&self, range: Range<u64>) {
+        let FileBytes::Mapped(map) = self else {
+            return;
+        };
+        // 4 KiB pages; where pages are larger, memmap2 rounds the start down to its page,
+        // which costs at most a refault of a neighbour's bytes
+        let page = 4096u64;
+        let start = range.start.div_ceil(page) * page;
+        let end = (range.end.min(map.len() as u64) / page) * page;
+        if end <= start {
+            return;
+        }
+        let (Ok(offset), Ok(len)) = (usize::try_from(start), usize::try_from(end - start)) else {
+            return;
+        };
+        // SAFETY: the map is a read-only shared mapping of a file that is not written
+        // again (see `open`). MADV_DONTNEED drops our page-table entries for the range; the
+        // next access faults the same bytes back in from the page cache, so any slice into
+        // the map still reads what it read before. memmap2 marks the advice unsafe because
+        // on private or anonymous mappings the pages would come back zeroed, which is not
+        // the case here.
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
     }
 }
 
@@ -256,9 +289,14 @@ impl MappedArchive {
         }
     }
 
-    /// Reads and checks one frame; its header must match the index record exactly.
+    /// Reads and checks one frame; its header must match the index record exactly. The
+    /// frame's pages of the map are released afterwards (frames are read once).
     pub fn read_frame(&self, e: &IndexEntry) -> Result<Vec<u8>> {
-        self.view().read_frame(e)
+        let frame = self.view().read_frame(e);
+        let len = FRAME_HEADER_LEN as u64 + u64::from(e.stored_len);
+        self.bytes
+            .release(e.file_offset..e.file_offset.saturating_add(len));
+        frame
     }
 
     /// Reads `entries` on the rayon pool, calling `f` with each frame's raw bytes; results

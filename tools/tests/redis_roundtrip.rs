@@ -277,12 +277,13 @@ fn pattern_and_db_mapping() {
         "dump",
         "redis",
         "--url",
-        "rediss://127.0.0.1:1",
+        "ftp://127.0.0.1:1",
         "-f",
         s(&dir.path().join("t")),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("TLS"), "{}", text(&o));
+    assert!(text(&o).contains("redis://"), "{}", text(&o));
+    assert!(!dir.path().join("t").exists());
 }
 
 #[test]

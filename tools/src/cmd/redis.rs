@@ -26,7 +26,9 @@ fn parse_url(url: &str) -> Result<ReplicaOptions, CliError> {
 #[derive(Args, Debug)]
 pub struct DumpArgs {
     /// Server to dump: `redis://[[user]:password@]host[:port]` (also COFFER_REDIS_URL, which
-    /// keeps the password out of `ps`). The user needs +psync (or +sync), +replconf, +ping.
+    /// keeps the password out of `ps`), or `rediss://…` for TLS (the server's certificate is
+    /// checked against the system's CAs, or `?cacert=FILE` / COFFER_REDIS_CACERT). The user
+    /// needs +psync (or +sync), +replconf, +ping.
     #[arg(
         long,
         env = "COFFER_REDIS_URL",
@@ -129,8 +131,8 @@ pub fn dump_archive(
 pub struct RestoreArgs {
     /// The archive (a file: restores read it at random).
     pub archive: PathBuf,
-    /// Restore into this server: `redis://[[user]:password@]host[:port]` (also
-    /// COFFER_REDIS_URL).
+    /// Restore into this server: `redis://[[user]:password@]host[:port]` or `rediss://…`
+    /// for TLS (also COFFER_REDIS_URL).
     #[arg(
         long,
         env = "COFFER_REDIS_URL",
