@@ -186,35 +186,15 @@ impl BackupDir {
 
     /// Takes the directory's lock, or says who holds it.
     pub fn lock(&self) -> Result<DirLock, CliError> {
-        let path = self.root.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io_err(&path, "opening", e))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |e| {
-                if e == rustix::io::Errno::WOULDBLOCK {
-                    CliError::new(
-                        exit::BUSY,
-                        format!(
-                            "another coffer backup or prune is running on {} (it holds {})",
-                            self.root.display(),
-                            path.display()
-                        ),
-                    )
-                } else {
-                    io_err(&path, "locking", e.into())
-                }
-            },
-        )?;
-        Ok(DirLock { _file: f })
+        self.take_lock(rustix::fs::FlockOperation::NonBlockingLockExclusive)
     }
 
     /// Takes the directory's lock, waiting for whoever holds it.
     pub fn lock_wait(&self) -> Result<DirLock, CliError> {
+        self.take_lock(rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    fn take_lock(&self, how: rustix::fs::FlockOperation) -> Result<DirLock, CliError> {
         let path = self.root.join(".lock");
         let f = OpenOptions::new()
             .create(true)
@@ -223,8 +203,20 @@ impl BackupDir {
             .mode(0o600)
             .open(&path)
             .map_err(|e| io_err(&path, "opening", e))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_err(&path, "locking", e.into()))?;
+        rustix::fs::flock(&f, how).map_err(|e| {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                CliError::new(
+                    exit::BUSY,
+                    format!(
+                        "another coffer backup or prune is running on {} (it holds {})",
+                        self.root.display(),
+                        path.display()
+                    ),
+                )
+            } else {
+                io_err(&path, "locking", e.into())
+            }
+        })?;
         Ok(DirLock { _file: f })
     }
 

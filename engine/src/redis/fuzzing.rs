@@ -98,14 +98,31 @@ pub fn zipmap(data: &[u8]) {
     let _ = zipmap::pairs(data);
 }
 
-/// The LZF decompressor: the first two bytes give the expected length.
+/// The LZF decompressors: the first two bytes give the expected length, the third the
+/// size of the pieces the incremental [`lzf::Decoder`] is fed, and of its output chunks.
+/// The two must agree: the same bytes out, or both refusing.
 pub fn lzf(data: &[u8]) {
-    if data.len() < 2 {
+    let [a, b, piece, input @ ..] = data else {
         return;
-    }
-    let expected = usize::from(u16::from_le_bytes([data[0], data[1]]));
-    if let Ok(out) = lzf::decompress(&data[2..], expected) {
+    };
+    let expected = usize::from(u16::from_le_bytes([*a, *b]));
+    let whole = lzf::decompress(input, expected);
+    if let Ok(out) = &whole {
         assert_eq!(out.len(), expected);
+    }
+    let piece = usize::from(*piece % 64) + 1;
+    let mut d = lzf::Decoder::new(expected as u64, piece);
+    let mut streamed = Vec::new();
+    let mut sink = |c: &[u8]| {
+        streamed.extend_from_slice(c);
+        Ok(())
+    };
+    let pushed = input.chunks(piece).try_for_each(|c| d.push(c, &mut sink));
+    let result = pushed.and_then(|()| d.finish(&mut sink));
+    match (&whole, result) {
+        (Ok(out), Ok(())) => assert_eq!(out, &streamed, "the two decoders disagree"),
+        (Err(_), Err(_)) => {}
+        (w, r) => panic!("one decoder accepts what the other refuses: {w:?} vs {r:?}"),
     }
 }
 
