@@ -75,7 +75,7 @@ impl FileBytes {
     /// by the frames in flight, whatever the archive's size. Pages only partly inside are
     /// kept (a neighbouring frame may be in use). A buffer, or a failed call, is left as is:
     /// this is an economy, never needed for correctness.
-    fn release(&self, range: Range<u64>) {
+    pub(crate) fn release(&self, range: Range<u64>) {
         let FileBytes::Mapped(map) = self else {
             return;
         };

@@ -45,7 +45,8 @@ pub fn salvage(
     zstd_level: i32,
 ) -> Result<SalvageReport> {
     let bytes = read_file(input)?;
-    let (a, keys) = analyse(&bytes, key.as_ref())?;
+    // the frames are read again to be copied: their pages are kept
+    let (a, keys) = analyse(&bytes, key.as_ref(), &|_| {})?;
     if a.header.as_ref().is_some_and(|h| h.encrypted()) && keys.is_none() {
         return Err(Error::KeyRequired);
     }

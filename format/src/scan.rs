@@ -30,6 +30,10 @@ pub(crate) struct Gap {
 /// steps 1–2 and its payload lies inside the range; payload checks (steps 3–6) run in
 /// parallel afterwards. `encrypted` is the archive's flag (`None` when the file header is
 /// unreadable: each frame's own flag is then taken).
+/// Told a frame's byte range once the scan is done with it (a memory map lets its pages
+/// go; bytes in memory ignore it).
+pub(crate) type Release<'a> = dyn Fn(std::ops::Range<u64>) + Sync + 'a;
+
 pub(crate) fn scan(
     bytes: &[u8],
     start: usize,
@@ -37,6 +41,7 @@ pub(crate) fn scan(
     archive_id: &[u8; 16],
     encrypted: Option<bool>,
     keys: Option<&ArchiveKeys>,
+    release: &Release<'_>,
 ) -> (Vec<Found>, Vec<Gap>) {
     let mut headers = Vec::new();
     let mut gaps = Vec::new();
@@ -74,6 +79,7 @@ pub(crate) fn scan(
                 Err(crate::Error::DamagedFrame { detail, .. }) => Err(detail),
                 Err(e) => Err(e.to_string()),
             };
+            release(offset..offset + FRAME_HEADER_LEN as u64 + u64::from(header.stored_len));
             Found {
                 offset,
                 header,

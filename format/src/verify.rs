@@ -13,7 +13,7 @@ use crate::frame::{FrameType, META_STREAM};
 use crate::header::{FIXED_HEADER_LEN, FileHeader};
 use crate::index::{IndexEntry, encode_index};
 use crate::manifest::Manifest;
-use crate::scan::{Found, scan};
+use crate::scan::{Found, Release, scan};
 use crate::stream::{StreamDescriptor, StreamEnd, StreamTally};
 use crate::trailer::{TRAILER_LEN, Trailer};
 
@@ -99,12 +99,19 @@ pub(crate) struct Analysis {
 /// file cannot be read, is not an archive, or the key is wrong); damage is in the report.
 pub fn verify(path: &Path, key: Option<&KeySource>) -> Result<VerifyReport> {
     let bytes = read_file(path)?;
-    verify_bytes(&bytes, key)
+    // each frame's pages of the map are let go once checked: verifying a huge archive
+    // does not leave it all counted in the process's resident memory
+    report(&bytes, key, &|range| bytes.release(range))
 }
 
 /// [`verify`] over bytes in memory.
 pub fn verify_bytes(bytes: &[u8], key: Option<&KeySource>) -> Result<VerifyReport> {
-    let (a, keys) = analyse(bytes, key)?;
+    report(bytes, key, &|_| {})
+}
+
+/// [`verify`]; `release` is told each frame's byte range once it has been checked.
+fn report(bytes: &[u8], key: Option<&KeySource>, release: &Release<'_>) -> Result<VerifyReport> {
+    let (a, keys) = analyse(bytes, key, release)?;
     let mut problems = a.problems;
     let mut tallies: BTreeMap<u32, (StreamTally, Option<StreamDescriptor>, bool)> = BTreeMap::new();
     let mut frames = 0;
@@ -245,6 +252,7 @@ fn problem(f: &Found, detail: String) -> Problem {
 pub(crate) fn analyse(
     bytes: &[u8],
     key: Option<&KeySource>,
+    release: &Release<'_>,
 ) -> Result<(Analysis, Option<ArchiveKeys>)> {
     let mut problems = Vec::new();
     let (header, start) = match FileHeader::parse(bytes) {
@@ -316,7 +324,15 @@ pub(crate) fn analyse(
             detail: "not sealed: the file ends before there is room for a trailer".into(),
         });
     }
-    let (found, gaps) = scan(bytes, start, end, &archive_id, encrypted, keys.as_ref());
+    let (found, gaps) = scan(
+        bytes,
+        start,
+        end,
+        &archive_id,
+        encrypted,
+        keys.as_ref(),
+        release,
+    );
     for g in gaps {
         problems.push(Problem {
             offset: g.offset,
