@@ -1,5 +1,8 @@
-//! Where the key of an encrypted archive comes from: `--passphrase-file`, `--key-file`, or
-//! the `COFFER_PASSPHRASE` environment variable. A passphrase is never taken on the command
+//! Where the key of an encrypted archive comes from, for every command alike:
+//! `--passphrase-file` or `--key-file` (or `COFFER_PASSPHRASE_FILE` / `COFFER_KEY_FILE` in the
+//! environment), or the `COFFER_PASSPHRASE` environment variable. The commands that read
+//! backup.conf use its ENCRYPTION_KEY_FILE or ENCRYPTION_PASSPHRASE_FILE when neither
+//! option is given (before COFFER_PASSPHRASE). A passphrase is never taken on the command
 //! line, where `ps` and shell history would show it.
 
 use std::path::PathBuf;
@@ -16,10 +19,16 @@ use crate::exit;
 pub struct KeyArgs {
     /// Read the passphrase from FILE (one trailing newline is ignored). The environment
     /// variable COFFER_PASSPHRASE is used when no key option is given.
-    #[arg(long, value_name = "FILE", global = true, conflicts_with = "key_file")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        conflicts_with = "key_file",
+        env = "COFFER_PASSPHRASE_FILE"
+    )]
     pub passphrase_file: Option<PathBuf>,
     /// Use the contents of FILE (at least 32 bytes) as the key.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, env = "COFFER_KEY_FILE")]
     pub key_file: Option<PathBuf>,
 }
 

@@ -174,6 +174,14 @@ fn backup_verify_restore_test_notify_metrics_status() {
         "{}",
         text(&o)
     );
+    // the key's place may also come from the environment, for every command
+    let o = coffer_command()
+        .args(["verify", s(&record)])
+        .env("COFFER_PASSPHRASE_FILE", &pass)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("payloads authenticated"), "{}", text(&o));
     // a copy that is not the recorded file (replaced by another valid archive) is caught
     let original = std::fs::read(&redis_file).unwrap();
     std::fs::copy(&pg_file, &redis_file).unwrap();

@@ -14,7 +14,10 @@ pub fn coffer_command() -> Command {
             cmd.env_remove(name);
         }
     }
-    cmd.env_remove("COFFER_PASSPHRASE").stdin(Stdio::null());
+    cmd.env_remove("COFFER_PASSPHRASE")
+        .env_remove("COFFER_PASSPHRASE_FILE")
+        .env_remove("COFFER_KEY_FILE")
+        .stdin(Stdio::null());
     cmd
 }
 
