@@ -101,7 +101,10 @@ enum Command {
     /// Restore an archive into a throwaway database, check every table's rows and the
     /// object counts against what the archive holds, report, and drop the database.
     ///
-    /// Exit 0 when everything matches, 1 on any mismatch or failed restore.
+    /// With --latest (or --backup-set ID), test a whole backup set: PostgreSQL into a
+    /// throwaway database, Redis into a throwaway redis-server compared key by key, and
+    /// record the result for `coffer status`. Exit 0 when everything matches, 1 on any
+    /// mismatch or failed restore.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
     RestoreTest(cmd::restore_test::RestoreTestArgs),
     /// The nightly job: PostgreSQL and Redis dumped at the same time into a backup set under
