@@ -422,6 +422,9 @@ pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
     let key = keys.source_or_config(&config)?;
     let mut warnings = Vec::new();
     let sets = ops.dir.list(&mut warnings)?;
+    for w in &warnings {
+        eprintln!("coffer: warning: {w}");
+    }
     let set = match &args.backup_set {
         Some(id) => ops.dir.read(id)?,
         None => sets.iter().rev().find(|s| s.ok).cloned().ok_or_else(|| {
