@@ -5,10 +5,13 @@
 //! different internal encoding on the server is not a false alarm.
 
 use coffer_engine::redis::archive::RedisArchive;
+use coffer_engine::redis::conn::{Conn, encode};
+use coffer_engine::redis::rdb::Value;
 use coffer_engine::redis::rdb::decode_value;
 use coffer_engine::redis::record::{key_digest, xor_into};
+use coffer_engine::redis::replica::ReplicaOptions;
 use coffer_format::MappedArchive;
-use coffer_testkit::{RespConnection, RespValue};
+use redis_protocol::resp2::types::OwnedFrame;
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -66,10 +69,109 @@ fn quoted(key: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(key))
 }
 
+/// A server the archive was restored into, compared key by key: DUMPs pipelined in
+/// batches (one round trip per batch, not per key), each payload decoded with the same
+/// decoders as the archive's value.
+pub struct Live {
+    conn: Conn,
+}
+
+/// Keys sent per batch, and the most archive value bytes a batch holds.
+const BATCH_KEYS: usize = 256;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// One key awaiting its DUMP reply.
+struct Pending {
+    key: Vec<u8>,
+    value: Value,
+    expire_ms: Option<i64>,
+}
+
+/// What one database's comparison has counted so far.
+#[derive(Default)]
+struct Tally {
+    check: LiveCheck,
+    /// Keys expected on the server.
+    live_keys: i64,
+    /// Keys with a TTL that had passed when looked at: the server may still count them in
+    /// DBSIZE until it evicts them.
+    expired: i64,
+}
+
+impl Live {
+    /// Connects to the test server on this machine.
+    pub fn connect(port: u16) -> Result<Live, CliError> {
+        let opts = ReplicaOptions {
+            host: "127.0.0.1".into(),
+            port,
+            ..ReplicaOptions::default()
+        };
+        Ok(Live {
+            conn: Conn::connect(&opts)?,
+        })
+    }
+
+    fn command(&mut self, args: &[&[u8]], what: &str) -> Result<OwnedFrame, CliError> {
+        match self.conn.command(args)? {
+            OwnedFrame::Error(e) => Err(CliError::new(
+                exit::DATABASE,
+                format!("{what} on the test server: {e}"),
+            )),
+            reply => Ok(reply),
+        }
+    }
+
+    /// Sends the batch's DUMPs at once, then compares each reply with its key.
+    fn compare(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        c: &mut DbCheck,
+        t: &mut Tally,
+    ) -> coffer_engine::Result<()> {
+        let mut out = Vec::new();
+        for p in batch.iter() {
+            encode(&mut out, &[b"DUMP", &p.key]);
+        }
+        self.conn.write_all(&out)?;
+        for p in batch.drain(..) {
+            let reply = self.conn.read_reply()?;
+            match reply {
+                OwnedFrame::BulkString(d) if d.len() >= 11 => {
+                    let body = &d[1..d.len() - 10];
+                    let version = u16::from_le_bytes([d[d.len() - 10], d[d.len() - 9]]);
+                    let same = decode_value(d[0], body, version.into())
+                        .is_ok_and(|there| there == p.value);
+                    if !same {
+                        t.check.different += 1;
+                        problem(
+                            c,
+                            format!("key {}: another value on the server", quoted(&p.key)),
+                        );
+                    }
+                }
+                // it expired while the check ran: not a loss
+                _ if p
+                    .expire_ms
+                    .is_some_and(|x| x <= chrono::Utc::now().timestamp_millis()) =>
+                {
+                    t.check.compared -= 1;
+                    t.live_keys -= 1;
+                    t.expired += 1;
+                }
+                _ => {
+                    t.check.missing += 1;
+                    problem(c, format!("key {}: missing on the server", quoted(&p.key)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Checks the archive, and `live` (a server the archive was restored into) if given.
 pub fn check(
     archive: &MappedArchive,
-    mut live: Option<&mut RespConnection>,
+    mut live: Option<&mut Live>,
 ) -> Result<Vec<DbCheck>, CliError> {
     let ra = RedisArchive::new(archive)?;
     let app = &archive.manifest().app;
@@ -82,14 +184,12 @@ pub fn check(
             ..DbCheck::default()
         };
         let mut digest = [0u8; 32];
-        let mut live_check = live.as_ref().map(|_| LiveCheck::default());
-        let mut live_keys = 0i64;
-        // keys with a TTL that had passed when looked at: the server may still count them
-        // in DBSIZE until it evicts them
-        let mut expired = 0i64;
-        if let Some(conn) = live.as_deref_mut() {
+        let mut tally = Tally::default();
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        if let Some(l) = live.as_deref_mut() {
             let n = db.db.to_string();
-            expect_ok(conn.command(&[b"SELECT", n.as_bytes()]), "SELECT")?;
+            l.command(&[b"SELECT", n.as_bytes()], "SELECT")?;
         }
         ra.keys(&db, &mut |k| {
             c.keys += 1;
@@ -102,50 +202,24 @@ pub fn check(
                     return Ok(());
                 }
             };
-            let (Some(conn), Some(l)) = (live.as_deref_mut(), live_check.as_mut()) else {
+            let Some(l) = live.as_deref_mut() else {
                 return Ok(());
-            };
-            let expired_now = || {
-                k.meta
-                    .expire_ms
-                    .is_some_and(|t| t <= chrono::Utc::now().timestamp_millis())
             };
             if k.meta.expire_ms.is_some_and(|t| t <= now_ms) {
-                expired += 1;
+                tally.expired += 1;
                 return Ok(());
             }
-            live_keys += 1;
-            l.compared += 1;
-            let reply = conn.command(&[b"DUMP", &k.key]).map_err(|e| {
-                coffer_engine::Error::new(coffer_engine::ErrorKind::Connect, e.to_string())
-            })?;
-            match reply {
-                RespValue::Bulk(p) if p.len() >= 11 => {
-                    let body = &p[1..p.len() - 10];
-                    let version = u16::from_le_bytes([p[p.len() - 10], p[p.len() - 9]]);
-                    let same =
-                        decode_value(p[0], body, version.into()).is_ok_and(|there| there == value);
-                    if !same {
-                        l.different += 1;
-                        problem(
-                            &mut c,
-                            format!("key {}: another value on the server", quoted(&k.key)),
-                        );
-                    }
-                }
-                // it expired while the check ran: not a loss
-                _ if expired_now() => {
-                    l.compared -= 1;
-                    live_keys -= 1;
-                    expired += 1;
-                }
-                _ => {
-                    l.missing += 1;
-                    problem(
-                        &mut c,
-                        format!("key {}: missing on the server", quoted(&k.key)),
-                    );
-                }
+            tally.live_keys += 1;
+            tally.check.compared += 1;
+            batch_bytes += k.value.len();
+            batch.push(Pending {
+                key: k.key,
+                value,
+                expire_ms: k.meta.expire_ms,
+            });
+            if batch.len() >= BATCH_KEYS || batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                l.compare(&mut batch, &mut c, &mut tally)?;
             }
             Ok(())
         })?;
@@ -157,9 +231,10 @@ pub fn check(
                 "the keys' digest differs from the manifest's".into(),
             );
         }
-        if let (Some(conn), Some(mut l)) = (live.as_deref_mut(), live_check) {
-            let size = match conn.command(&[b"DBSIZE"]) {
-                Ok(RespValue::Integer(n)) => n,
+        if let Some(l) = live.as_deref_mut() {
+            l.compare(&mut batch, &mut c, &mut tally)?;
+            let size = match l.command(&[b"DBSIZE"], "DBSIZE")? {
+                OwnedFrame::Integer(n) => n,
                 other => {
                     return Err(CliError::new(
                         exit::DATABASE,
@@ -167,27 +242,15 @@ pub fn check(
                     ));
                 }
             };
-            l.extra = if size < live_keys {
-                size - live_keys
+            let mut lc = tally.check;
+            lc.extra = if size < tally.live_keys {
+                size - tally.live_keys
             } else {
-                (size - live_keys - expired).max(0)
+                (size - tally.live_keys - tally.expired).max(0)
             };
-            c.live = Some(l);
+            c.live = Some(lc);
         }
         out.push(c);
     }
     Ok(out)
-}
-
-fn expect_ok(
-    r: Result<RespValue, coffer_testkit::HarnessError>,
-    what: &str,
-) -> Result<(), CliError> {
-    match r {
-        Ok(RespValue::Simple(_)) => Ok(()),
-        other => Err(CliError::new(
-            exit::DATABASE,
-            format!("{what} on the test server: {other:?}"),
-        )),
-    }
 }

@@ -260,11 +260,9 @@ fn test_redis(path: &Path, archive: &MappedArchive) -> Outcome {
             ..RedisRestoreOptions::default()
         };
         let restored = redis_restore(archive, &opts, &|_| {})?;
-        let mut conn = server.connect().map_err(|e| {
-            CliError::new(exit::CONNECT, format!("connecting to the test server: {e}"))
-        })?;
+        let mut live = redis_check::Live::connect(server.port())?;
         Ok((
-            redis_check::check(archive, Some(&mut conn))?,
+            redis_check::check(archive, Some(&mut live))?,
             Some(restored.keys),
         ))
     })();
