@@ -284,6 +284,13 @@ fn backup_verify_restore_test_notify_metrics_status() {
         fredis["error"].as_str().unwrap().contains("connect"),
         "{fredis}"
     );
+    assert!(
+        fredis["error"]
+            .as_str()
+            .unwrap()
+            .contains("set BACKUP_REDIS=false"),
+        "{fredis}"
+    );
     assert!(fredis.get("file").is_none());
     assert!(st.dir.join(format!("postgres/shop_{fid}.coffer")).exists());
     let leftovers: Vec<_> = walk(&st.dir)

@@ -93,6 +93,21 @@ pub fn redis_server(config: &Config) -> ReplicaOptions {
     }
 }
 
+/// A part that cannot connect and that nobody asked for explicitly (its BACKUP_* key is
+/// only the default) may be a machine without that database: say how to leave it out.
+fn unasked_hint(e: CliError, config: &Config, key: &str) -> CliError {
+    if e.code != exit::CONNECT || config.explicit(key).is_some() {
+        return e;
+    }
+    CliError::new(
+        e.code,
+        format!(
+            "{}\nhint: if this machine has nothing to back up there, set {key}=false in backup.conf",
+            e.message
+        ),
+    )
+}
+
 /// A database name made safe for a file name.
 fn file_stem(name: &str) -> String {
     name.chars()
@@ -274,7 +289,8 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             &path,
             key,
             |w| {
-                let (s, written) = super::pg::dump_archive(&target, &opts, w, &hidden())?;
+                let (s, written) = super::pg::dump_archive(&target, &opts, w, &hidden())
+                    .map_err(|e| unasked_hint(e, config, "BACKUP_POSTGRES"))?;
                 Ok(Dumped {
                     written,
                     raw_bytes: s.raw_bytes,
@@ -301,7 +317,8 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             &path,
             key,
             |w| {
-                let (s, written) = super::redis::dump_archive(&opts, w, &hidden())?;
+                let (s, written) = super::redis::dump_archive(&opts, w, &hidden())
+                    .map_err(|e| unasked_hint(e, config, "BACKUP_REDIS"))?;
                 Ok(Dumped {
                     written,
                     raw_bytes: s.rdb_bytes,
