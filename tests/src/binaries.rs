@@ -101,9 +101,26 @@ fn newest_debian_bindir() -> Option<PathBuf> {
         .map(|(_, bindir)| bindir)
 }
 
-/// `redis-server` from `$PATH`, else Debian's `/usr/bin/redis-server` (for
-/// environments with a minimal `$PATH`).
-pub(crate) fn redis_server() -> Result<PathBuf, HarnessError> {
+/// Environment variable naming the `redis-server` binary to use instead of the
+/// discovered one.
+const REDIS_SERVER_ENV: &str = "COFFER_REDIS_SERVER";
+
+/// The `redis-server` that [`crate::RedisServer`] starts: `$COFFER_REDIS_SERVER` if set
+/// (it must be executable), else `redis-server` from `$PATH`, else Debian's
+/// `/usr/bin/redis-server` (for environments with a minimal `$PATH`).
+pub fn redis_server() -> Result<PathBuf, HarnessError> {
+    if let Some(named) = env::var_os(REDIS_SERVER_ENV) {
+        let named = PathBuf::from(named);
+        return if is_executable(&named) {
+            Ok(named)
+        } else {
+            Err(HarnessError::BinaryNotFound {
+                binary: "redis-server",
+                package: "redis-server",
+                searched: format!("${REDIS_SERVER_ENV} = {}", named.display()),
+            })
+        };
+    }
     let fallback = Path::new("/usr/bin/redis-server");
     on_path("redis-server")
         .or_else(|| is_executable(fallback).then(|| fallback.to_path_buf()))

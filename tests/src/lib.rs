@@ -60,6 +60,7 @@ mod process;
 mod redis;
 mod run_as;
 
+pub use binaries::redis_server as redis_server_binary;
 pub use error::HarnessError;
 pub use pg::{PgServer, PgServerBuilder};
 pub use ports::free_port;

@@ -235,7 +235,7 @@ fn backup_verify_restore_test_notify_metrics_status() {
     // report says so
     let o = coffer_command()
         .args(["restore-test", "--latest", "--config", s(&st.conf)])
-        .env("PATH", "/nonexistent")
+        .env("COFFER_REDIS_SERVER", "/nonexistent/redis-server")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -240,7 +240,8 @@ fn test_pg(
 /// when the binary is here; else decoded and checked against its manifest.
 fn test_redis(path: &Path, archive: &MappedArchive) -> Outcome {
     let started = Instant::now();
-    let have_server = which("redis-server");
+    // the same search RedisServer::start makes ($COFFER_REDIS_SERVER, $PATH, /usr/bin)
+    let have_server = coffer_testkit::redis_server_binary().is_ok();
     let result = (|| -> Result<(Vec<DbCheck>, Option<u64>), CliError> {
         if !have_server {
             return Ok((redis_check::check(archive, None)?, None));
@@ -329,12 +330,6 @@ fn test_redis(path: &Path, archive: &MappedArchive) -> Outcome {
             }),
         },
     }
-}
-
-/// Whether `program` is on PATH.
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 fn is_redis(archive: &MappedArchive) -> bool {
