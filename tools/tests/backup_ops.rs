@@ -246,6 +246,38 @@ fn a_missing_key_file_or_an_unwritable_backup_dir_is_a_clear_error() {
     assert!(text(&o).contains("file/backups"), "{}", text(&o));
 }
 
+#[test]
+fn an_undeliverable_notification_is_logged_and_does_not_change_the_exit_code() {
+    // nothing listens on either port: the backup fails to connect (exit 6), and the
+    // notification of that failure cannot be delivered either
+    let db_port = coffer_testkit::free_port().unwrap();
+    let hook_port = coffer_testkit::free_port().unwrap();
+    let h = history(&format!(
+        "BACKUP_REDIS=false\nDB_HOST=127.0.0.1\nDB_PORT={db_port}\nPOSTGRES_DB=app\nPOSTGRES_USER=u\nNOTIFICATION_ENABLED=true\nNOTIFICATION_URL=http://127.0.0.1:{hook_port}/secret-token\nNOTIFICATION_RETRIES=1\nNOTIFICATION_TIMEOUT=2\n"
+    ));
+    let o = coffer_in(&h, &["backup"]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let log = std::fs::read_dir(h.dir.join("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains(&format!(
+            "WARNING: notification to 127.0.0.1:{hook_port} failed"
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains("secret-token"),
+        "the URL's path is never logged: {log}"
+    );
+    let set = &std::fs::read_dir(h.dir.join("sets")).unwrap().count();
+    assert_eq!(*set, 1, "the failed set is recorded");
+}
+
 fn status(h: &History, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["status", "--json"];
     args.extend(extra);
