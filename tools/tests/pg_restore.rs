@@ -522,3 +522,59 @@ fn one_table_restores_beside_the_original_with_target_schema() {
         text(&o)
     );
 }
+
+/// A small table's indexes and key are built while a bigger table is still loading on the
+/// other connection. Each index build in the target records the transactions in progress
+/// at that moment; the big table loads in one transaction (COPY FREEZE keeps its xid as
+/// the rows' xmin), which must be among them for the small table's builds and not for the
+/// big table's own index.
+#[test]
+fn a_loaded_tables_indexes_build_while_a_bigger_table_still_loads() {
+    let pg = PgServer::start().unwrap();
+    pg.psql("postgres", "CREATE DATABASE src; CREATE DATABASE dst;")
+        .unwrap();
+    pg.psql(
+        "src",
+        "CREATE TABLE big (id int, pad text);
+         INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g;
+         CREATE INDEX big_id ON big (id);
+         CREATE TABLE small (id int PRIMARY KEY, v text);
+         INSERT INTO small SELECT g, 'v' || g FROM generate_series(1, 100) g;
+         CREATE INDEX small_v ON small (v);",
+    )
+    .unwrap();
+    pg.psql(
+        "dst",
+        "CREATE SCHEMA probe;
+         CREATE TABLE probe.builds (name text, running xid8[]);
+         CREATE FUNCTION probe.log() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         DECLARE r record;
+         BEGIN
+           FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+             INSERT INTO probe.builds
+               VALUES (r.object_identity, ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())));
+           END LOOP;
+         END $$;
+         CREATE EVENT TRIGGER log_builds ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+           EXECUTE FUNCTION probe.log();",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let o = restore(&pg, &archive, "dst", &["-j", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let builds = pg
+        .psql(
+            "dst",
+            "SELECT string_agg(name || ':' || ((SELECT min(xmin::text)::xid8 FROM public.big) = ANY (running)),
+                               ' ' ORDER BY name)
+             FROM probe.builds;
+             SELECT count(DISTINCT xmin::text) || ' ' || count(*) FROM public.big;",
+        )
+        .unwrap();
+    assert_eq!(
+        builds.trim(),
+        "public.big_id:false public.small_pkey:true public.small_v:true\n1 300000",
+        "index builds (name: built while big was loading)"
+    );
+}

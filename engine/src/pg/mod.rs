@@ -8,6 +8,7 @@ pub mod conn;
 pub mod copy_out;
 pub mod dump;
 pub mod restore;
+mod restore_sched;
 pub mod restore_stream;
 pub mod session;
 pub mod sql;

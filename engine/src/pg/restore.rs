@@ -8,10 +8,12 @@
 //!    connections at once; each frame is verified as it is read from the memory map;
 //! 3. post-data: an entry starts when the entries it depends on are done and no running
 //!    entry holds a conflicting lock on its table (index builds on one table may run
-//!    together; constraints, triggers and the rest take the table for themselves);
+//!    together; constraints, triggers and the rest take the table for themselves). Index
+//!    builds and keys of a table start as soon as that table has loaded, on the same
+//!    connections, while other tables still load ([`super::restore_sched`]);
 //! 4. privileges, then event triggers and materialized view refreshes, in TOC order.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use futures::SinkExt;
 use tokio_postgres::Client;
 
 use super::conn::{Target, connect};
+use super::restore_sched::{self, Data};
 use super::session::sql_error;
 use super::sql::PgArchive;
 use super::toc::{Section, TocEntry};
@@ -387,42 +390,23 @@ pub async fn restore(
         created = pre_data(&leader, entries, opts, &progress, &failures).await?;
         summary.phases.push(("pre-data", t.elapsed()));
     }
-    if opts.wants(Section::Data) {
-        let t = Instant::now();
+    let data = if opts.wants(Section::Data) {
         let units = data_units(&pg, entries, &archive, &created)?;
-        let bytes: u64 = units.iter().map(|u| u.bytes).sum();
-        summary.raw_bytes = bytes;
-        progress(Progress::Phase {
-            name: "data",
-            bytes,
-            entries: 0,
-        });
-        let queue = Arc::new(Mutex::new(VecDeque::from(units)));
-        let mut workers = Vec::new();
-        for _ in 0..opts.jobs.max(1) {
-            let (archive, queue, target, progress, opts, failures) = (
-                archive.clone(),
-                queue.clone(),
-                target.clone(),
-                progress.clone(),
-                opts.clone(),
-                failures.clone(),
-            );
-            workers.push(tokio::spawn(async move {
-                data_worker(&archive, &queue, &target, &progress, &opts, &failures).await
-            }));
-        }
-        for w in workers {
-            w.await.map_err(|e| {
-                Error::new(ErrorKind::Io, format!("a restore worker failed: {e}"))
-            })??;
-        }
-        summary.phases.push(("data", t.elapsed()));
+        summary.raw_bytes = units.iter().map(|u| u.bytes).sum();
+        Some(Data { archive, units })
+    } else {
+        None
+    };
+    let post = opts.wants(Section::PostData);
+    let timings =
+        restore_sched::run(data, entries, post, target, opts, &progress, &failures).await?;
+    if let Some(t) = timings.data {
+        summary.phases.push(("data", t));
     }
-    if opts.wants(Section::PostData) {
-        let t = Instant::now();
-        post_data(entries, target, opts, &progress, &failures).await?;
-        summary.phases.push(("post-data", t.elapsed()));
+    if let Some(t) = timings.post_data {
+        summary.phases.push(("post-data", t));
+    }
+    if post {
         let t = Instant::now();
         let acl: Vec<&TocEntry> = entries
             .iter()
@@ -688,9 +672,12 @@ pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptio
 }
 
 /// One piece of data work.
-struct DataUnit {
-    bytes: u64,
-    what: String,
+pub(super) struct DataUnit {
+    pub(super) bytes: u64,
+    pub(super) what: String,
+    /// The TOC ids the data entry depends on (its table): post-data entries on them wait
+    /// for this unit.
+    pub(super) tables: Vec<u32>,
     kind: DataKind,
 }
 
@@ -745,6 +732,7 @@ fn data_units(
                 units.push(DataUnit {
                     bytes,
                     what: t.qualified.clone(),
+                    tables: e.deps.clone(),
                     kind: DataKind::Copy {
                         copy_sql: data.copy_sql("FROM STDIN"),
                         stream,
@@ -762,6 +750,7 @@ fn data_units(
             units.push(DataUnit {
                 bytes: lo.bytes,
                 what: format!("large object {oid}"),
+                tables: Vec::new(),
                 kind: DataKind::LargeObject {
                     oid,
                     stream: lo.stream,
@@ -771,6 +760,7 @@ fn data_units(
             units.push(DataUnit {
                 bytes: 0,
                 what: format!("{} {}", e.kind, e.name),
+                tables: Vec::new(),
                 kind: DataKind::Sql(e.sql.clone()),
             });
         }
@@ -779,27 +769,8 @@ fn data_units(
     Ok(units)
 }
 
-async fn data_worker(
-    archive: &MappedArchive,
-    queue: &Mutex<VecDeque<DataUnit>>,
-    target: &Target,
-    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
-    opts: &RestoreOptions,
-    failures: &Failures,
-) -> Result<()> {
-    let client = session(target).await?;
-    loop {
-        let unit = queue.lock().expect("queue lock").pop_front();
-        let Some(u) = unit else { return Ok(()) };
-        let r = load_unit(&client, archive, &u, progress)
-            .await
-            .map_err(|e| e.context(format!("loading {}", u.what)));
-        failures.tolerate(opts, r)?;
-    }
-}
-
 /// Loads one unit of data; every frame is verified before a byte reaches the server.
-async fn load_unit(
+pub(super) async fn load_unit(
     client: &Client,
     archive: &MappedArchive,
     u: &DataUnit,
@@ -894,7 +865,7 @@ async fn copy(
 }
 
 /// The tables an entry works on: the TABLE entries among its dependencies.
-fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
+pub(super) fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
     e.deps
         .iter()
         .copied()
@@ -912,7 +883,10 @@ fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u32> {
 /// the forms PostgreSQL accepts that way: a b-tree on plain columns, not deferrable, no
 /// INCLUDE, storage options or tablespace, not on a partitioned table. The index takes
 /// the constraint's name, as `ADD CONSTRAINT` would have given it.
-fn keys_through_indexes(all: &[TocEntry], by_id: &HashMap<u32, &TocEntry>) -> Vec<TocEntry> {
+pub(super) fn keys_through_indexes(
+    all: &[TocEntry],
+    by_id: &HashMap<u32, &TocEntry>,
+) -> Vec<TocEntry> {
     let mut next_id = all.iter().map(|e| e.id).max().unwrap_or(0);
     let mut out = Vec::new();
     for e in all.iter().filter(|e| e.section == Section::PostData) {
@@ -999,90 +973,6 @@ fn column_list(s: &str) -> bool {
             None => return rest.is_empty(),
         }
     }
-}
-
-/// Post-data on `jobs` connections: dependency order, and no two entries that need the
-/// same table exclusively at once (CREATE INDEX takes a share lock: index builds of one
-/// table run together).
-pub(super) async fn post_data(
-    all: &[TocEntry],
-    target: &Target,
-    opts: &RestoreOptions,
-    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
-    failures: &Failures,
-) -> Result<()> {
-    let by_id: HashMap<u32, &TocEntry> = all.iter().map(|e| (e.id, e)).collect();
-    let owned = keys_through_indexes(all, &by_id);
-    let entries: Vec<&TocEntry> = owned.iter().collect();
-    progress(Progress::Phase {
-        name: "post-data",
-        bytes: 0,
-        entries: entries.len() as u64,
-    });
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let pending_ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
-    let mut clients = Vec::new();
-    for _ in 0..opts.jobs.max(1) {
-        clients.push(Arc::new(session(target).await?));
-    }
-    let mut pending: Vec<&TocEntry> = entries;
-    let mut done: HashSet<u32> = HashSet::new();
-    // running: entry id → (its tables, shared?)
-    let mut running: HashMap<u32, (Vec<u32>, bool)> = HashMap::new();
-    let mut idle: Vec<Arc<Client>> = clients;
-    let mut tasks = tokio::task::JoinSet::new();
-    while !pending.is_empty() || !running.is_empty() {
-        let mut started = false;
-        let mut i = 0;
-        while i < pending.len() && !idle.is_empty() {
-            let e = pending[i];
-            let deps_done = e
-                .deps
-                .iter()
-                .all(|d| !pending_ids.contains(d) || done.contains(d));
-            let tables = tables_of(e, &by_id);
-            let shared = e.kind == "INDEX";
-            let conflict = running
-                .values()
-                .any(|(ts, s)| ts.iter().any(|t| tables.contains(t)) && !(shared && *s));
-            if deps_done && !conflict {
-                let e = pending.remove(i);
-                let client = idle.pop().expect("checked");
-                running.insert(e.id, (tables, shared));
-                let (entry, opts) = (e.clone(), opts.clone());
-                tasks.spawn(async move {
-                    let r = run_entry(&client, &entry, &opts).await;
-                    (entry.id, client, r)
-                });
-                started = true;
-            } else {
-                i += 1;
-            }
-        }
-        if running.is_empty() && !started {
-            // nothing can start and nothing runs: dependencies outside post-data, or a
-            // cycle; take the next entry in TOC order
-            let e = pending.remove(0);
-            let client = idle.pop().expect("all idle");
-            failures.tolerate(opts, run_entry(&client, e, opts).await)?;
-            progress(Progress::Entry);
-            done.insert(e.id);
-            idle.push(client);
-            continue;
-        }
-        if let Some(joined) = tasks.join_next().await {
-            let (id, client, r) = joined
-                .map_err(|e| Error::new(ErrorKind::Io, format!("a post-data task failed: {e}")))?;
-            failures.tolerate(opts, r)?;
-            progress(Progress::Entry);
-            running.remove(&id);
-            done.insert(id);
-            idle.push(client);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@ use tokio_postgres::{Client, CopyInSink};
 use super::conn::Target;
 use super::dump::TocDocument;
 use super::restore::{
-    Failures, Progress, RestoreOptions, RestoreSummary, clean, post_data, pre_data, run_entry,
-    session,
+    Failures, Progress, RestoreOptions, RestoreSummary, clean, pre_data, run_entry, session,
 };
+use super::restore_sched;
 use super::session::sql_error;
 use super::toc::{Section, TocEntry};
 use crate::error::{Error, ErrorKind, Result};
@@ -231,7 +231,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
         .count();
     if opts.wants(Section::PostData) {
         let t = Instant::now();
-        post_data(&entries, target, opts, &progress, &failures).await?;
+        restore_sched::run(None, &entries, true, target, opts, &progress, &failures).await?;
         for e in entries
             .iter()
             .filter(|e| matches!(e.section, Section::Acl | Section::PostAcl))
