@@ -336,6 +336,15 @@ pub fn make_private_dir(dir: &Path) -> Result<(), CliError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| io_err(dir, "creating", e))?;
+    let mode = fs::metadata(dir)
+        .map_err(|e| io_err(dir, "reading", e))?
+        .permissions()
+        .mode();
+    if mode & 0o7777 == 0o700 {
+        // already private: no metadata write (which a read-only or immutable directory
+        // would refuse even when nothing changes)
+        return Ok(());
+    }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| io_err(dir, "setting permissions of", e))
 }

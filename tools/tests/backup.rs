@@ -377,3 +377,56 @@ fn a_damaged_archive_fails_the_restore_test_and_status_says_so() {
         "{f}"
     );
 }
+
+/// Makes a directory immutable (`chattr +i`, root only) for as long as it lives.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(dir: &Path) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The set record cannot be written (here: `sets/` refuses new files, as a full disk
+/// would): the backup fails with the output exit code, and its archives go too, rather
+/// than stay as orphans that no listing shows and no prune removes.
+#[test]
+fn a_set_whose_record_cannot_be_written_leaves_no_archives() {
+    let (pg, _redis) = servers();
+    let st = setup(&pg, 1, "BACKUP_REDIS=false\n");
+    let o = run(&st.conf, &["backup"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let before = walk(&st.dir);
+    let Some(_guard) = Immutable::set(&st.dir.join("sets")) else {
+        eprintln!("chattr +i is not permitted here (not root): skipped");
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(1100)); // a new set id
+    let o = run(&st.conf, &["backup"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(text(&o).contains("were removed with it"), "{}", text(&o));
+    let mut after = walk(&st.dir);
+    after.retain(|p| !p.starts_with(st.dir.join("logs")));
+    let mut expected = before.clone();
+    expected.retain(|p| !p.starts_with(st.dir.join("logs")));
+    assert_eq!(after, expected, "only the first set's files remain");
+    let log = std::fs::read_dir(st.dir.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(log.contains("FAILED before a set was recorded"), "{log}");
+}

@@ -415,7 +415,22 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
         parts,
         restore_tests: Vec::new(),
     };
-    dir.write(&record)?;
+    if let Err(e) = dir.write(&record) {
+        // a set without its record is invisible to list, prune and restore-test: its
+        // archives would be orphans that nothing ever removes
+        for p in &record.parts {
+            if let Some(path) = p.file.as_deref().and_then(|f| dir.archive_path(f)) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        return Err(CliError::new(
+            e.code,
+            format!(
+                "{}; the archives of set {id} were removed with it",
+                e.message
+            ),
+        ));
+    }
     let secs = (record.finished - record.started).num_milliseconds() as f64 / 1000.0;
     ops.log(&format!(
         "backup {id} {} in {secs:.1} s ({} bytes)",
