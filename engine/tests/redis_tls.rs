@@ -77,8 +77,67 @@ fn certificates(dir: &Path, name: &str) {
     );
 }
 
+/// A client certificate (`{name}.crt`, `{name}.key`) signed by `{ca}-ca.crt`.
+fn client_certificate(dir: &Path, ca: &str, name: &str) {
+    let (key, csr, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    let subj = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subj,
+        ],
+    );
+    std::fs::write(
+        dir.join("client-ext.cnf"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let (ca_crt, ca_key) = (format!("{ca}-ca.crt"), format!("{ca}-ca.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client-ext.cnf",
+            "-out",
+            &crt,
+        ],
+    );
+}
+
 /// A server with a TLS port (and its plain port, which the harness uses).
 fn tls_server(dir: &Path) -> (RedisServer, u16) {
+    tls_server_with(dir, "no")
+}
+
+/// The same, asking clients for a certificate signed by its CA when `auth_clients` is
+/// `yes` (Redis's default once TLS is on).
+fn tls_server_with(dir: &Path, auth_clients: &str) -> (RedisServer, u16) {
     let port = coffer_testkit::free_port().unwrap();
     let path = |f: &str| dir.join(f).display().to_string();
     let s = RedisServer::builder()
@@ -88,7 +147,7 @@ fn tls_server(dir: &Path) -> (RedisServer, u16) {
         .config(format!("tls-cert-file {}", path("good.crt")))
         .config(format!("tls-key-file {}", path("good.key")))
         .config(format!("tls-ca-cert-file {}", path("good-ca.crt")))
-        .config("tls-auth-clients no")
+        .config(format!("tls-auth-clients {auth_clients}"))
         .start()
         .unwrap();
     (s, port)
@@ -195,6 +254,79 @@ fn dump_and_restore_over_tls() {
             &a,
             &RedisRestoreOptions {
                 target: plain,
+                ..RedisRestoreOptions::default()
+            },
+            &|_| {},
+        )
+        .is_err()
+    );
+}
+
+/// A server that asks for a client certificate: refused without one (a clear error, no
+/// hang), served with one, for the dump and for the restore.
+#[test]
+fn a_server_that_asks_for_a_client_certificate_gets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path(), "good");
+    client_certificate(dir.path(), "good", "client");
+    certificates(dir.path(), "other");
+    client_certificate(dir.path(), "other", "stranger");
+    let (src, src_tls) = tls_server_with(dir.path(), "yes");
+    load(&src);
+    let enc = |p: &Path| p.display().to_string().replace('/', "%2F");
+    let url = |port: u16, who: Option<&str>| {
+        let mut u = format!(
+            "rediss://localhost:{port}?cacert={}",
+            enc(&dir.path().join("good-ca.crt"))
+        );
+        if let Some(who) = who {
+            u.push_str(&format!(
+                "&cert={}&key={}",
+                enc(&dir.path().join(format!("{who}.crt"))),
+                enc(&dir.path().join(format!("{who}.key")))
+            ));
+        }
+        u
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dump_with = |who: Option<&str>, file: &str| {
+        let path = dir.path().join(file);
+        let writer = ArchiveWriter::create(&path, WriterOptions::default()).unwrap();
+        let mut replica = ReplicaOptions::from_url(&url(src_tls, who)).unwrap();
+        replica.read_timeout = std::time::Duration::from_secs(10);
+        let opts = RedisDumpOptions {
+            replica,
+            ..RedisDumpOptions::default()
+        };
+        let summary = rt.block_on(dump::dump(&opts, &writer, |_| {}))?;
+        writer.finish(summary.app).unwrap();
+        Ok::<_, coffer_engine::Error>(path)
+    };
+    for (who, why) in [(None, "no certificate"), (Some("stranger"), "another CA's")] {
+        let e = dump_with(who, "refused.coffer")
+            .err()
+            .unwrap_or_else(|| panic!("{why}"));
+        assert_eq!(e.kind(), ErrorKind::Connect, "{why}: {e}");
+        assert!(e.to_string().contains("client certificate"), "{why}: {e}");
+    }
+    let path = dump_with(Some("client"), "ok.coffer").unwrap();
+    let a = MappedArchive::open(&path, None).unwrap();
+    let (dst, dst_tls) = tls_server_with(dir.path(), "yes");
+    let ropts = RedisRestoreOptions {
+        target: ReplicaOptions::from_url(&url(dst_tls, Some("client"))).unwrap(),
+        ..RedisRestoreOptions::default()
+    };
+    let s = restore::restore(&a, &ropts, &|_| {}).unwrap();
+    assert!(s.complete(), "{s:?}");
+    assert_eq!(digest(&dst), digest(&src));
+    assert!(
+        restore::restore(
+            &a,
+            &RedisRestoreOptions {
+                target: ReplicaOptions::from_url(&url(dst_tls, None)).unwrap(),
                 ..RedisRestoreOptions::default()
             },
             &|_| {},

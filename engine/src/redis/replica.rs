@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use super::tls::{Session, TlsOptions};
+use super::tls::{ClientCert, Session, TlsOptions};
 use crate::{Error, ErrorKind, Result};
 
 /// Where and how to connect.
@@ -64,7 +64,8 @@ impl ReplicaOptions {
     /// Options from a `redis://[[user]:password@]host[:port][/db]` URL (user and password
     /// percent-decoded; the database number is ignored: a replica receives them all).
     /// `rediss://` is the same over TLS, the server checked against the system's roots, or
-    /// against the CA file of `?cacert=FILE`, else of `COFFER_REDIS_CACERT`.
+    /// against the CA file of `?cacert=FILE`, else of `COFFER_REDIS_CACERT`; with a client
+    /// certificate from `?cert=FILE&key=FILE`, else `COFFER_REDIS_CERT`/`COFFER_REDIS_KEY`.
     pub fn from_url(url: &str) -> Result<ReplicaOptions> {
         let usage = |why: &str| Error::new(ErrorKind::Usage, format!("bad redis URL: {why}"));
         let (rest, tls) = if let Some(r) = url.strip_prefix("rediss://") {
@@ -75,18 +76,25 @@ impl ReplicaOptions {
                 .ok_or_else(|| usage("it must start with redis:// or rediss://"))?;
             (r, false)
         };
-        let mut cacert = None;
+        let (mut cacert, mut cert, mut key) = (None, None, None);
         if let Some((_, query)) = rest.split_once('?') {
             for pair in query.split('&') {
-                if let Some(v) = pair.strip_prefix("cacert=") {
-                    let v =
-                        percent_decode(v).ok_or_else(|| usage("bad percent-encoding in cacert"))?;
-                    cacert = Some(std::path::PathBuf::from(v));
-                }
+                let Some((name, v)) = pair.split_once('=') else {
+                    continue;
+                };
+                let slot = match name {
+                    "cacert" => &mut cacert,
+                    "cert" => &mut cert,
+                    "key" => &mut key,
+                    _ => continue,
+                };
+                let v = percent_decode(v)
+                    .ok_or_else(|| usage(&format!("bad percent-encoding in {name}")))?;
+                *slot = Some(std::path::PathBuf::from(v));
             }
         }
-        if cacert.is_some() && !tls {
-            return Err(usage("cacert is for rediss:// (TLS) URLs"));
+        if !tls && (cacert.is_some() || cert.is_some() || key.is_some()) {
+            return Err(usage("cacert, cert and key are for rediss:// (TLS) URLs"));
         }
         let authority = rest.split(['/', '?']).next().unwrap_or("");
         let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -130,12 +138,21 @@ impl ReplicaOptions {
             opts.port = p.parse().map_err(|_| usage("the port is not a number"))?;
         }
         if tls {
+            let env = |name: &str| {
+                std::env::var_os(name)
+                    .filter(|v| !v.is_empty())
+                    .map(std::path::PathBuf::from)
+            };
+            // the URL's files win; the environment fills in only when the URL names none
+            let client = if cert.is_some() || key.is_some() {
+                ClientCert::pair(cert, key)
+            } else {
+                ClientCert::pair(env(super::tls::CERT_ENV), env(super::tls::KEY_ENV))
+            }
+            .map_err(|e| usage(e.message()))?;
             opts.tls = Some(TlsOptions {
-                ca_file: cacert.or_else(|| {
-                    std::env::var_os(super::tls::CACERT_ENV)
-                        .filter(|v| !v.is_empty())
-                        .map(std::path::PathBuf::from)
-                }),
+                ca_file: cacert.or_else(|| env(super::tls::CACERT_ENV)),
+                client,
             });
         }
         Ok(opts)
@@ -495,7 +512,7 @@ impl Replica {
             let before = out.len();
             let open = tls
                 .open(&self.raw[..n], out)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                .map_err(std::io::Error::other)?;
             if out.len() > before || !open {
                 return Ok(out.len() - before);
             }
@@ -526,9 +543,16 @@ impl Replica {
         let r =
             tokio::time::timeout(self.opts.read_timeout, self.read_some(&mut buf, 64 << 10)).await;
         self.buf = buf;
-        let n = r
-            .map_err(|_| self.silent())?
-            .map_err(|e| Error::new(ErrorKind::Protocol, "reading from redis").with_source(e))?;
+        let n = r.map_err(|_| self.silent())?.map_err(|e| {
+            // a TLS error (a refused client certificate, say) keeps its own kind
+            let reading = || Error::new(ErrorKind::Protocol, "reading from redis");
+            if !e.get_ref().is_some_and(|i| i.is::<Error>()) {
+                return reading().with_source(e);
+            }
+            e.into_inner()
+                .and_then(|i| i.downcast::<Error>().ok())
+                .map_or_else(reading, |inner| *inner)
+        })?;
         if n == 0 {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -717,6 +741,22 @@ mod tests {
                 .kind(),
             ErrorKind::Usage
         );
+        let o = ReplicaOptions::from_url("rediss://h?cert=%2Fc.pem&key=k.pem").unwrap();
+        assert_eq!(
+            o.tls.unwrap().client,
+            Some(ClientCert {
+                cert_file: "/c.pem".into(),
+                key_file: "k.pem".into()
+            })
+        );
+        for half in [
+            "rediss://h?cert=c.pem",
+            "rediss://h?key=k.pem",
+            "redis://h?cert=c&key=k",
+        ] {
+            let e = ReplicaOptions::from_url(half).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{half}: {e}");
+        }
     }
 
     #[test]

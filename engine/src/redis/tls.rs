@@ -5,6 +5,10 @@
 //! the first of the usual distribution paths that exists), or those of a CA file given
 //! with `?cacert=FILE` on the URL or `COFFER_REDIS_CACERT` (`redis-cli --cacert`).
 //!
+//! A server with `tls-auth-clients yes` (Redis's default once TLS is on) asks for a client
+//! certificate: `?cert=FILE&key=FILE` on the URL, or `COFFER_REDIS_CERT` and
+//! `COFFER_REDIS_KEY` (`redis-cli --cert --key`), PEM files, given together.
+//!
 //! A [`Session`] is the rustls state behind a mutex, so a connection's reading and writing
 //! halves can live in two threads (or tasks) over one socket: the writer seals plaintext
 //! into TLS records and writes them out itself, the reader hands the records it reads to
@@ -16,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use crate::{Error, ErrorKind, Result};
@@ -33,11 +37,46 @@ const SYSTEM_BUNDLES: [&str; 4] = [
     "/etc/ssl/cert.pem",
 ];
 
-/// How to check the server.
+/// Environment variables naming the client certificate (chain) and its private key.
+pub const CERT_ENV: &str = "COFFER_REDIS_CERT";
+pub const KEY_ENV: &str = "COFFER_REDIS_KEY";
+
+/// How to check the server, and how to prove who we are if it asks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// Trust only the certificates in this PEM file; `None`: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// The client certificate (chain) and its private key, PEM; both or neither.
+    pub client: Option<ClientCert>,
+}
+
+/// A client certificate (chain) and its private key, both PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl ClientCert {
+    /// From a certificate and a key given separately (URL or environment): both or
+    /// neither, as a certificate without its key (or a key alone) proves nothing.
+    pub fn pair(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<ClientCert>> {
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert_file), Some(key_file)) => Ok(Some(ClientCert {
+                cert_file,
+                key_file,
+            })),
+            (Some(_), None) => Err(Error::new(
+                ErrorKind::Usage,
+                format!("a client certificate needs its key: key=FILE or {KEY_ENV}"),
+            )),
+            (None, Some(_)) => Err(Error::new(
+                ErrorKind::Usage,
+                format!("a client key needs its certificate: cert=FILE or {CERT_ENV}"),
+            )),
+        }
+    }
 }
 
 fn tls_error(addr: &str, what: impl std::fmt::Display) -> Error {
@@ -92,9 +131,48 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::Usage, format!("TLS setup: {e}")))?
-        .with_root_certificates(roots(opts)?)
-        .with_no_client_auth();
+        .with_root_certificates(roots(opts)?);
+    let config = match &opts.client {
+        None => config.with_no_client_auth(),
+        Some(c) => {
+            let (chain, key) = load_client(c)?;
+            config.with_client_auth_cert(chain, key).map_err(|e| {
+                Error::new(
+                    ErrorKind::Usage,
+                    format!(
+                        "client certificate {} with key {}: {e}",
+                        c.cert_file.display(),
+                        c.key_file.display()
+                    ),
+                )
+            })?
+        }
+    };
     Ok(Arc::new(config))
+}
+
+/// The client certificate chain and private key, with errors that name the file.
+fn load_client(c: &ClientCert) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let bad = |file: &Path, d: String| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("client certificate file {}: {d}", file.display()),
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(&c.cert_file)
+        .map_err(|e| bad(&c.cert_file, e.to_string()))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(&c.cert_file, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad(&c.cert_file, "no certificate in it".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&c.key_file).map_err(|e| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("client key file {}: {e}", c.key_file.display()),
+        )
+    })?;
+    Ok((chain, key))
 }
 
 /// One TLS session, shared by a connection's reading and writing halves.
@@ -212,6 +290,29 @@ impl Session {
         Ok(())
     }
 
+    /// The server's alert when it refused our client certificate, or wanted one: with TLS
+    /// 1.3 that arrives after the handshake, with the first reply, so it is recognised here.
+    fn refused_client(&self, e: &rustls::Error) -> Option<Error> {
+        use rustls::AlertDescription as A;
+        let rustls::Error::AlertReceived(alert) = e else {
+            return None;
+        };
+        let why = match alert {
+            A::CertificateRequired => "the server asks for a client certificate",
+            A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied => {
+                "the server refused the client certificate"
+            }
+            _ => return None,
+        };
+        Some(Error::new(
+            ErrorKind::Connect,
+            format!(
+                "TLS to redis at {}: {why} ({alert:?}): give one its CA signed with ?cert=FILE&key=FILE or {CERT_ENV} and {KEY_ENV}",
+                self.addr
+            ),
+        ))
+    }
+
     /// Opens received TLS bytes, appending the plaintext to `plain`. Returns `false` when
     /// the server ended the session (close_notify).
     pub fn open(&self, mut data: &[u8], plain: &mut BytesMut) -> Result<bool> {
@@ -226,7 +327,8 @@ impl Session {
         loop {
             if !data.is_empty() {
                 c.read_tls(&mut data).map_err(|e| bad(&e))?;
-                c.process_new_packets().map_err(|e| bad(&e))?;
+                c.process_new_packets()
+                    .map_err(|e| self.refused_client(&e).unwrap_or_else(|| bad(&e)))?;
             }
             loop {
                 match c.reader().read(&mut tmp) {

@@ -18,6 +18,7 @@ use coffer_engine::pg::conn::{ConnectOptions, Env};
 use coffer_engine::pg::dump::DumpOptions;
 use coffer_engine::redis::dump::RedisDumpOptions;
 use coffer_engine::redis::replica::ReplicaOptions;
+use coffer_engine::redis::tls::{ClientCert, TlsOptions};
 use coffer_format::{ArchiveWriter, KeySource, WriteSummary, WriterOptions};
 use serde_json::json;
 
@@ -80,8 +81,32 @@ pub fn resolve_pg(
 }
 
 /// The Redis server the configuration names.
-pub fn redis_server(config: &Config) -> ReplicaOptions {
-    ReplicaOptions {
+pub fn redis_server(config: &Config) -> Result<ReplicaOptions, CliError> {
+    let path = |k: &str| config.get(k).map(std::path::PathBuf::from);
+    let tls = if config.flag("REDIS_TLS") {
+        let client = ClientCert::pair(path("REDIS_CERT"), path("REDIS_KEY")).map_err(|e| {
+            CliError::new(
+                exit::USAGE,
+                format!("REDIS_CERT and REDIS_KEY: {}", e.message()),
+            )
+        })?;
+        Some(TlsOptions {
+            ca_file: path("REDIS_CACERT"),
+            client,
+        })
+    } else {
+        if let Some(k) = ["REDIS_CACERT", "REDIS_CERT", "REDIS_KEY"]
+            .into_iter()
+            .find(|k| config.get(k).is_some())
+        {
+            return Err(CliError::new(
+                exit::USAGE,
+                format!("{k} is set but REDIS_TLS is not true"),
+            ));
+        }
+        None
+    };
+    Ok(ReplicaOptions {
         host: config.get("REDIS_HOST").unwrap_or("localhost").to_string(),
         port: config
             .get("REDIS_PORT")
@@ -89,8 +114,9 @@ pub fn redis_server(config: &Config) -> ReplicaOptions {
             .unwrap_or(6379),
         username: config.get("REDIS_USER").map(str::to_string),
         password: config.get("REDIS_PASSWORD").map(str::to_string),
+        tls,
         ..ReplicaOptions::default()
-    }
+    })
 }
 
 /// A part that cannot connect and that nobody asked for explicitly (its BACKUP_* key is
@@ -247,6 +273,8 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             "BACKUP_POSTGRES and BACKUP_REDIS are both false: nothing to back up",
         ));
     }
+    // a TLS setting that cannot work stops the backup before anything is dumped
+    let redis_opts = do_redis.then(|| redis_server(config)).transpose()?;
     let started = Utc::now();
     let id = started.format(ID_FORMAT).to_string();
     if dir.record_path(&id).exists() {
@@ -311,7 +339,9 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
         )
     };
     let redis_part = || {
-        let server = redis_server(config);
+        let server = redis_opts
+            .clone()
+            .expect("resolved when BACKUP_REDIS is on");
         let source = format!("{}:{}", server.host, server.port);
         let path = incoming.join(format!("redis_{id}.coffer"));
         let opts = RedisDumpOptions {
@@ -492,4 +522,47 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             format!("backup set {id} failed; see {}", ops.log_path().display()),
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let flags: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &|_| None, &flags).unwrap()
+    }
+
+    #[test]
+    fn redis_tls_settings_map_to_the_connection() {
+        let o = redis_server(&config(&[])).unwrap();
+        assert!(o.tls.is_none());
+        let o = redis_server(&config(&[
+            ("REDIS_TLS", "true"),
+            ("REDIS_CACERT", "/etc/ca.pem"),
+            ("REDIS_CERT", "/etc/c.pem"),
+            ("REDIS_KEY", "/etc/c.key"),
+        ]))
+        .unwrap();
+        let tls = o.tls.unwrap();
+        assert_eq!(tls.ca_file, Some("/etc/ca.pem".into()));
+        assert_eq!(
+            tls.client,
+            Some(ClientCert {
+                cert_file: "/etc/c.pem".into(),
+                key_file: "/etc/c.key".into()
+            })
+        );
+        for bad in [
+            &[("REDIS_TLS", "true"), ("REDIS_CERT", "/etc/c.pem")][..],
+            &[("REDIS_CACERT", "/etc/ca.pem")],
+            &[("REDIS_KEY", "/etc/c.key")],
+        ] {
+            let e = redis_server(&config(bad)).unwrap_err();
+            assert_eq!(e.code, exit::USAGE, "{bad:?}: {}", e.message);
+        }
+    }
 }

@@ -27,8 +27,10 @@ fn parse_url(url: &str) -> Result<ReplicaOptions, CliError> {
 pub struct DumpArgs {
     /// Server to dump: `redis://[[user]:password@]host[:port]` (also COFFER_REDIS_URL, which
     /// keeps the password out of `ps`), or `rediss://…` for TLS (the server's certificate is
-    /// checked against the system's CAs, or `?cacert=FILE` / COFFER_REDIS_CACERT). The user
-    /// needs +psync (or +sync), +replconf, +ping.
+    /// checked against the system's CAs, or `?cacert=FILE` / COFFER_REDIS_CACERT; a client
+    /// certificate, if the server asks for one, from `?cert=FILE&key=FILE` /
+    /// COFFER_REDIS_CERT and COFFER_REDIS_KEY). The user needs +psync (or +sync),
+    /// +replconf, +ping.
     #[arg(
         long,
         env = "COFFER_REDIS_URL",
@@ -132,7 +134,7 @@ pub struct RestoreArgs {
     /// The archive (a file: restores read it at random).
     pub archive: PathBuf,
     /// Restore into this server: `redis://[[user]:password@]host[:port]` or `rediss://…`
-    /// for TLS (also COFFER_REDIS_URL).
+    /// for TLS, with `?cacert=`, `?cert=` and `key=` as for dump (also COFFER_REDIS_URL).
     #[arg(
         long,
         env = "COFFER_REDIS_URL",

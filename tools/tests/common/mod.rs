@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-/// The `coffer` binary with a clean environment: no `PG*` variables and no
-/// `COFFER_PASSPHRASE` from the developer's shell leak into a test.
+/// The `coffer` binary with a clean environment: no `PG*` variables, no
+/// `COFFER_PASSPHRASE` and no Redis TLS files from the developer's shell leak into a test.
 pub fn coffer_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
     for (name, _) in std::env::vars_os() {
@@ -17,6 +17,9 @@ pub fn coffer_command() -> Command {
     cmd.env_remove("COFFER_PASSPHRASE")
         .env_remove("COFFER_PASSPHRASE_FILE")
         .env_remove("COFFER_KEY_FILE")
+        .env_remove("COFFER_REDIS_CACERT")
+        .env_remove("COFFER_REDIS_CERT")
+        .env_remove("COFFER_REDIS_KEY")
         .stdin(Stdio::null());
     cmd
 }
