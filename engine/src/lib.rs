@@ -9,6 +9,7 @@
 //! The engine never prints: progress is reported as events, and errors carry what the
 //! CLI needs to say and which exit code applies.
 
+pub mod client_cert;
 pub mod error;
 pub mod pg;
 pub mod redis;

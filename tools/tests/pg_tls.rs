@@ -172,3 +172,127 @@ fn sslmodes_behave_as_in_libpq() {
     assert!(text(&o).contains("PGSSLROOTCERT"), "{}", text(&o));
     assert!(!out.exists() && !dir.path().join("a.coffer.partial").exists());
 }
+
+/// A server that authenticates by certificate (`hostssl … cert`): refused without a
+/// client certificate, served with one from PGSSLCERT/PGSSLKEY, from `sslcert`/`sslkey` in
+/// a URL, or from `~/.postgresql/`; a key file others can read is refused, as libpq does.
+#[test]
+fn a_server_that_authenticates_by_certificate_gets_the_clients() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let probe = PgServer::start().unwrap();
+    hand_to_server(certs.path(), probe.data_dir());
+    let user = probe.user().to_string();
+    drop(probe);
+    // the client's certificate names the database user, signed by the server's CA
+    sh(
+        &format!(
+            "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN={user} 2>/dev/null && printf 'extendedKeyUsage=clientAuth\\n' > client-ext.cnf && openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client-ext.cnf 2>/dev/null && chmod 600 client.key"
+        ),
+        certs.path(),
+    );
+    let file = |f: &str| certs.path().join(f).display().to_string();
+    let pg = PgServer::builder()
+        .setting("ssl", "on")
+        .setting("ssl_cert_file", file("server.crt"))
+        .setting("ssl_key_file", file("server.key"))
+        .setting("ssl_ca_file", file("ca.crt"))
+        .start()
+        .unwrap();
+    let hba = pg.data_dir().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostnossl all all all reject\nhostssl all all all cert\n{old}"),
+    )
+    .unwrap();
+    pg.psql("postgres", "SELECT pg_reload_conf();").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.coffer");
+    let run = |dbname: &str, env: &[(&str, String)], home: &Path| {
+        let _ = std::fs::remove_file(&out);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        c.args([
+            "dump",
+            "pg",
+            "-h",
+            "localhost",
+            "-p",
+            &pg.port().to_string(),
+        ])
+        .args(["-U", &user, "-d", dbname, "-f"])
+        .arg(&out)
+        .env("HOME", home);
+        for v in ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"] {
+            c.env_remove(v);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let nowhere = Path::new("/nonexistent");
+    let verified = [
+        ("PGSSLMODE", "verify-full".to_string()),
+        ("PGSSLROOTCERT", file("ca.crt")),
+    ];
+
+    let o = run("postgres", &verified, nowhere);
+    assert_eq!(
+        o.status.code(),
+        Some(6),
+        "no client certificate: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("certificate"), "{}", text(&o));
+
+    let mut with_env = verified.to_vec();
+    with_env.push(("PGSSLCERT", file("client.crt")));
+    with_env.push(("PGSSLKEY", file("client.key")));
+    let o = run("postgres", &with_env, nowhere);
+    assert_eq!(o.status.code(), Some(0), "PGSSLCERT/PGSSLKEY: {}", text(&o));
+
+    let enc = |f: &str| file(f).replace('/', "%2F");
+    let url = format!(
+        "postgresql://localhost/postgres?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+        enc("ca.crt"),
+        enc("client.crt"),
+        enc("client.key")
+    );
+    let o = run(&url, &[], nowhere);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "sslcert/sslkey in a URL: {}",
+        text(&o)
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let dot = home.path().join(".postgresql");
+    std::fs::create_dir(&dot).unwrap();
+    for (from, to) in [
+        ("ca.crt", "root.crt"),
+        ("client.crt", "postgresql.crt"),
+        ("client.key", "postgresql.key"),
+    ] {
+        std::fs::copy(certs.path().join(from), dot.join(to)).unwrap();
+    }
+    let mode = |m: u32| {
+        std::fs::set_permissions(
+            dot.join("postgresql.key"),
+            std::fs::Permissions::from_mode(m),
+        )
+        .unwrap()
+    };
+    mode(0o600);
+    let sslmode = [("PGSSLMODE", "verify-full".to_string())];
+    let o = run("postgres", &sslmode, home.path());
+    assert_eq!(o.status.code(), Some(0), "~/.postgresql: {}", text(&o));
+
+    mode(0o644);
+    let o = run("postgres", &sslmode, home.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("group or world access"), "{}", text(&o));
+    assert!(!out.exists());
+}

@@ -1,6 +1,8 @@
 //! Connecting the way libpq users expect: `-d` takes a database name, a `postgres://` URL
 //! or a `key=value` conninfo string; `-h -p -U`; the `PG*` environment variables;
-//! `~/.pgpass`; `sslmode`.
+//! `~/.pgpass`; `sslmode`, `sslrootcert`, and a client certificate (`sslcert`, `sslkey`,
+//! `PGSSLCERT`, `PGSSLKEY`, else `~/.postgresql/postgresql.crt` and `.key`) for servers
+//! that authenticate by certificate.
 //!
 //! Precedence follows libpq's `expand_dbname`: values inside a URL or conninfo given as the
 //! database override the separate options, which override the environment, which overrides
@@ -12,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
 
 use super::tls::{self, Verify};
+use crate::client_cert::ClientCert;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -38,6 +41,7 @@ pub struct Target {
     config: Config,
     display: String,
     verify: Verify,
+    client: Option<ClientCert>,
 }
 
 impl std::fmt::Debug for Target {
@@ -66,6 +70,7 @@ impl Target {
             config,
             display,
             verify: self.verify.clone(),
+            client: self.client.clone(),
         }
     }
 }
@@ -94,8 +99,17 @@ struct Fields {
     user: Option<String>,
     password: Option<String>,
     dbname: Option<String>,
-    sslmode: Option<String>,
-    sslrootcert: Option<String>,
+    ssl: SslParams,
+}
+
+/// The TLS parameters of a URL, conninfo string or the environment; tokio-postgres knows
+/// only some sslmode values, and no certificate files, so they are handled here.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct SslParams {
+    mode: Option<String>,
+    rootcert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
 }
 
 impl Fields {
@@ -106,8 +120,11 @@ impl Fields {
         self.user = other.user.or(self.user.take());
         self.password = other.password.or(self.password.take());
         self.dbname = other.dbname.or(self.dbname.take());
-        self.sslmode = other.sslmode.or(self.sslmode.take());
-        self.sslrootcert = other.sslrootcert.or(self.sslrootcert.take());
+        let (ssl, theirs) = (&mut self.ssl, other.ssl);
+        ssl.mode = theirs.mode.or(ssl.mode.take());
+        ssl.rootcert = theirs.rootcert.or(ssl.rootcert.take());
+        ssl.cert = theirs.cert.or(ssl.cert.take());
+        ssl.key = theirs.key.or(ssl.key.take());
     }
 }
 
@@ -129,8 +146,12 @@ impl ConnectOptions {
             user: env.var("PGUSER"),
             password: env.var("PGPASSWORD"),
             dbname: env.var("PGDATABASE"),
-            sslmode: env.var("PGSSLMODE"),
-            sslrootcert: env.var("PGSSLROOTCERT"),
+            ssl: SslParams {
+                mode: env.var("PGSSLMODE"),
+                rootcert: env.var("PGSSLROOTCERT"),
+                cert: env.var("PGSSLCERT"),
+                key: env.var("PGSSLKEY"),
+            },
         });
         f.apply(Fields {
             host: self.host.clone(),
@@ -146,8 +167,12 @@ impl ConnectOptions {
             }
         }
         // libpq's default is prefer: encrypt when the server offers it
-        let root = tls::default_root(f.sslrootcert.clone(), env.var("HOME"));
-        let (ssl_mode, verify) = tls::policy(f.sslmode.as_deref().unwrap_or("prefer"), root)?;
+        let root = tls::default_root(f.ssl.rootcert.clone(), env.var("HOME"));
+        let (ssl_mode, verify) = tls::policy(f.ssl.mode.as_deref().unwrap_or("prefer"), root)?;
+        let client = match ssl_mode {
+            SslMode::Disable => None,
+            _ => tls::client_cert(f.ssl.cert.take(), f.ssl.key.take(), env.var("HOME"))?,
+        };
         let user = f.user.clone().unwrap_or_default();
         let dbname = f.dbname.clone().unwrap_or_else(|| user.clone());
         let host = f.host.clone().unwrap_or_else(default_host);
@@ -190,6 +215,7 @@ impl ConnectOptions {
             config,
             display,
             verify,
+            client,
         })
     }
 }
@@ -204,10 +230,10 @@ fn default_host() -> String {
     }
 }
 
-/// The fields a URL or conninfo string sets. `sslmode` and `sslrootcert` are taken out
-/// first: tokio-postgres knows only some sslmode values, and no root certificates.
+/// The fields a URL or conninfo string sets. The TLS parameters are taken out first
+/// ([`SslParams`]).
 fn parse_conninfo(s: &str) -> Result<Fields> {
-    let (rest, sslmode, sslrootcert) = take_ssl_params(s);
+    let (rest, ssl) = take_ssl_params(s);
     // never echo the string: it may hold a password
     let c = Config::from_str(&rest).map_err(|_| {
         Error::new(
@@ -220,30 +246,48 @@ fn parse_conninfo(s: &str) -> Result<Fields> {
             Host::Tcp(name) => name.clone(),
             Host::Unix(path) => path.display().to_string(),
         }),
-        port: c.get_ports().first().copied(),
+        // tokio-postgres fills in 5432 for a URL host without a port; libpq leaves the port
+        // to -p and PGPORT then
+        port: c
+            .get_ports()
+            .first()
+            .copied()
+            .filter(|_| !rest.contains("://") || url_has_port(&rest)),
         user: c.get_user().map(str::to_string),
         password: c
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
         dbname: c.get_dbname().map(str::to_string),
-        sslmode,
-        sslrootcert,
+        ssl,
     })
 }
 
-/// Removes `sslmode` and `sslrootcert` from a URL's query or a conninfo string.
-fn take_ssl_params(s: &str) -> (String, Option<String>, Option<String>) {
-    let (mut mode, mut root) = (None, None);
-    let mut take = |key: &str, value: String| match key {
-        "sslmode" => {
-            mode = Some(value);
-            true
-        }
-        "sslrootcert" => {
-            root = Some(value);
-            true
-        }
-        _ => false,
+/// Whether a `postgres://` URL names a port (`host:port`, `[v6]:port`, in any host of a
+/// comma-separated list).
+fn url_has_port(url: &str) -> bool {
+    let after = url.split_once("://").map_or(url, |(_, a)| a);
+    let authority = after.split(['/', '?']).next().unwrap_or("");
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    hosts.split(',').any(|h| match h.rsplit_once(']') {
+        Some((_, after_bracket)) => after_bracket.starts_with(':'),
+        None => h.contains(':'),
+    })
+}
+
+/// Removes `sslmode`, `sslrootcert`, `sslcert` and `sslkey` from a URL's query or a
+/// conninfo string.
+fn take_ssl_params(s: &str) -> (String, SslParams) {
+    let mut ssl = SslParams::default();
+    let mut take = |key: &str, value: String| {
+        let slot = match key {
+            "sslmode" => &mut ssl.mode,
+            "sslrootcert" => &mut ssl.rootcert,
+            "sslcert" => &mut ssl.cert,
+            "sslkey" => &mut ssl.key,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
     };
     if s.contains("://") {
         if let Some((base, query)) = s.split_once('?') {
@@ -259,9 +303,9 @@ fn take_ssl_params(s: &str) -> (String, Option<String>, Option<String>) {
             } else {
                 format!("{base}?{}", kept.join("&"))
             };
-            return (rest, mode, root);
+            return (rest, ssl);
         }
-        return (s.to_string(), None, None);
+        return (s.to_string(), ssl);
     }
     let mut kept = Vec::new();
     for token in conninfo_tokens(s) {
@@ -270,7 +314,7 @@ fn take_ssl_params(s: &str) -> (String, Option<String>, Option<String>) {
             _ => kept.push(token),
         }
     }
-    (kept.join(" "), mode, root)
+    (kept.join(" "), ssl)
 }
 
 /// Splits a conninfo string on white space outside single quotes.
@@ -394,7 +438,7 @@ fn split_pgpass(line: &str) -> Vec<String> {
 pub async fn connect(target: &Target) -> Result<Client> {
     let (client, connection) = target
         .config
-        .connect(tls::connector(&target.verify)?)
+        .connect(tls::connector(&target.verify, target.client.as_ref())?)
         .await
         .map_err(|e| connect_error(target, e))?;
     tokio::spawn(async move {
@@ -517,21 +561,49 @@ mod tests {
     }
 
     #[test]
+    fn a_url_without_a_port_leaves_it_to_the_options() {
+        for (url, has) in [
+            ("postgres://h/db", false),
+            ("postgres://u:p@h:6000/db", true),
+            ("postgresql://[::1]/db?x=y", false),
+            ("postgresql://[::1]:7/db", true),
+            ("postgres://a,b:9/db", true),
+            ("postgres:///db", false),
+        ] {
+            assert_eq!(url_has_port(url), has, "{url}");
+        }
+        let t = ConnectOptions {
+            dbname: Some("postgres://h/db".into()),
+            port: Some(6001),
+            ..Default::default()
+        }
+        .resolve(&env(&[]))
+        .unwrap();
+        assert_eq!(t.display(), "postgres@h:6001/db");
+    }
+
+    #[test]
     fn ssl_parameters_are_taken_out_of_urls_and_conninfo() {
         let url =
             "postgres://u:p@h/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fr.crt";
-        let (rest, mode, root) = take_ssl_params(url);
+        let (rest, ssl) = take_ssl_params(url);
         assert_eq!(rest, "postgres://u:p@h/db?application_name=x");
         assert_eq!(
-            (mode.as_deref(), root.as_deref()),
+            (ssl.mode.as_deref(), ssl.rootcert.as_deref()),
             (Some("verify-full"), Some("/tmp/r.crt"))
         );
-        let (rest, mode, root) =
-            take_ssl_params("host=h sslmode=require password='a b' sslrootcert='/x y'");
+        let (rest, ssl) = take_ssl_params(
+            "host=h sslmode=require password='a b' sslrootcert='/x y' sslcert=/c sslkey='/k'",
+        );
         assert_eq!(rest, "host=h password='a b'");
         assert_eq!(
-            (mode.as_deref(), root.as_deref()),
-            (Some("require"), Some("/x y"))
+            ssl,
+            SslParams {
+                mode: Some("require".into()),
+                rootcert: Some("/x y".into()),
+                cert: Some("/c".into()),
+                key: Some("/k".into()),
+            }
         );
         let o = ConnectOptions {
             dbname: Some("postgres://h/db?sslmode=verify-ca&sslrootcert=/r.crt".into()),

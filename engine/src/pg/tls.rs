@@ -11,6 +11,12 @@
 //! `allow` tries TLS first, where libpq tries plaintext first: the difference can only make
 //! a connection more private. The root certificate file is `PGSSLROOTCERT`, else
 //! `~/.postgresql/root.crt`.
+//!
+//! A client certificate goes to servers that ask for one (the `cert` method, or
+//! `clientcert=` in pg_hba.conf): `sslcert`/`PGSSLCERT`, else `~/.postgresql/postgresql.crt`
+//! if it exists, with its key `sslkey`/`PGSSLKEY`, else `~/.postgresql/postgresql.key`. As
+//! libpq does, a key file readable by group or others is refused (0640 is allowed for a
+//! key owned by root).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use rustls::{
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::client_cert::ClientCert;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How certificates are checked.
@@ -80,27 +87,92 @@ pub fn default_root(env_root: Option<String>, home: Option<String>) -> Option<Pa
     }
 }
 
-/// The TLS connector for a verification policy.
-pub fn connector(verify: &Verify) -> Result<MakeRustlsConnect> {
+/// The client certificate to offer: `cert` (an explicit file must exist), else the
+/// default one if it exists; its key is `key`, else the default key file.
+pub fn client_cert(
+    cert: Option<String>,
+    key: Option<String>,
+    home: Option<String>,
+) -> Result<Option<ClientCert>> {
+    let dir = home.map(|h| Path::new(&h).join(".postgresql"));
+    let cert = match cert {
+        Some(c) => Some(PathBuf::from(c)),
+        None => dir
+            .as_ref()
+            .map(|d| d.join("postgresql.crt"))
+            .filter(|p| p.exists()),
+    };
+    let Some(cert_file) = cert else {
+        return Ok(None);
+    };
+    let key_file = key
+        .map(PathBuf::from)
+        .or_else(|| dir.map(|d| d.join("postgresql.key")))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "client certificate {} has no key: set sslkey or PGSSLKEY",
+                    cert_file.display()
+                ),
+            )
+        })?;
+    private_key_is_private(&key_file)?;
+    Ok(Some(ClientCert {
+        cert_file,
+        key_file,
+    }))
+}
+
+/// libpq's rule for a private key file: no access for group or others (0600), or, owned
+/// by root, read access for the group (0640) at most.
+fn private_key_is_private(file: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).map_err(|e| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("client key file {}: {e}", file.display()),
+        )
+    })?;
+    let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
+    if meta.mode() & 0o777 & !allowed != 0 {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "client key file {} has group or world access; permissions should be u=rw (0600) or less",
+                file.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The TLS connector for a verification policy, with the client certificate if any.
+pub fn connector(verify: &Verify, client: Option<&ClientCert>) -> Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::Usage, format!("TLS setup: {e}")))?;
-    let config = match verify {
+    let builder = match verify {
         Verify::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider)))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider))),
         Verify::Chain(root) => {
             let inner = webpki_verifier(root, provider)?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
-                .with_no_client_auth()
         }
-        Verify::Full(root) => builder
-            .with_webpki_verifier(webpki_verifier(root, provider)?)
-            .with_no_client_auth(),
+        Verify::Full(root) => builder.with_webpki_verifier(webpki_verifier(root, provider)?),
+    };
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let (chain, key) = c.load()?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| c.mismatch(e))?
+        }
     };
     Ok(MakeRustlsConnect::new(config))
 }
@@ -229,6 +301,38 @@ impl ServerCertVerifier for ChainOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificates_are_found_and_their_keys_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let h = || Some(home.path().display().to_string());
+        assert_eq!(
+            client_cert(None, None, h()).unwrap(),
+            None,
+            "none by default"
+        );
+        let dir = home.path().join(".postgresql");
+        std::fs::create_dir(&dir).unwrap();
+        let (crt, key) = (dir.join("postgresql.crt"), dir.join("postgresql.key"));
+        std::fs::write(&crt, "").unwrap();
+        std::fs::write(&key, "").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let found = client_cert(None, None, h()).unwrap().unwrap();
+        assert_eq!(
+            (found.cert_file, found.key_file),
+            (crt.clone(), key.clone())
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = client_cert(None, None, h()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("group or world access"), "{e}");
+        let e = client_cert(Some("/c.pem".into()), None, None).unwrap_err();
+        assert!(e.to_string().contains("PGSSLKEY"), "{e}");
+        let e =
+            client_cert(Some("/c.pem".into()), Some("/nonexistent.key".into()), None).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent.key"), "{e}");
+    }
 
     #[test]
     fn sslmodes_map_as_libpq_documents() {

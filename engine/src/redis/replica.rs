@@ -145,9 +145,14 @@ impl ReplicaOptions {
             };
             // the URL's files win; the environment fills in only when the URL names none
             let client = if cert.is_some() || key.is_some() {
-                ClientCert::pair(cert, key)
+                ClientCert::pair(cert, key, "cert=FILE", "key=FILE")
             } else {
-                ClientCert::pair(env(super::tls::CERT_ENV), env(super::tls::KEY_ENV))
+                ClientCert::pair(
+                    env(super::tls::CERT_ENV),
+                    env(super::tls::KEY_ENV),
+                    super::tls::CERT_ENV,
+                    super::tls::KEY_ENV,
+                )
             }
             .map_err(|e| usage(e.message()))?;
             opts.tls = Some(TlsOptions {

@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
+pub use crate::client_cert::ClientCert;
 use crate::{Error, ErrorKind, Result};
 
 /// Environment variable naming a CA file to trust instead of the system's roots.
@@ -48,35 +49,6 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     /// The client certificate (chain) and its private key, PEM; both or neither.
     pub client: Option<ClientCert>,
-}
-
-/// A client certificate (chain) and its private key, both PEM files.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientCert {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-}
-
-impl ClientCert {
-    /// From a certificate and a key given separately (URL or environment): both or
-    /// neither, as a certificate without its key (or a key alone) proves nothing.
-    pub fn pair(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<ClientCert>> {
-        match (cert, key) {
-            (None, None) => Ok(None),
-            (Some(cert_file), Some(key_file)) => Ok(Some(ClientCert {
-                cert_file,
-                key_file,
-            })),
-            (Some(_), None) => Err(Error::new(
-                ErrorKind::Usage,
-                format!("a client certificate needs its key: key=FILE or {KEY_ENV}"),
-            )),
-            (None, Some(_)) => Err(Error::new(
-                ErrorKind::Usage,
-                format!("a client key needs its certificate: cert=FILE or {CERT_ENV}"),
-            )),
-        }
-    }
 }
 
 fn tls_error(addr: &str, what: impl std::fmt::Display) -> Error {
@@ -135,44 +107,13 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let config = match &opts.client {
         None => config.with_no_client_auth(),
         Some(c) => {
-            let (chain, key) = load_client(c)?;
-            config.with_client_auth_cert(chain, key).map_err(|e| {
-                Error::new(
-                    ErrorKind::Usage,
-                    format!(
-                        "client certificate {} with key {}: {e}",
-                        c.cert_file.display(),
-                        c.key_file.display()
-                    ),
-                )
-            })?
+            let (chain, key) = c.load()?;
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| c.mismatch(e))?
         }
     };
     Ok(Arc::new(config))
-}
-
-/// The client certificate chain and private key, with errors that name the file.
-fn load_client(c: &ClientCert) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    let bad = |file: &Path, d: String| {
-        Error::new(
-            ErrorKind::Usage,
-            format!("client certificate file {}: {d}", file.display()),
-        )
-    };
-    let chain = CertificateDer::pem_file_iter(&c.cert_file)
-        .map_err(|e| bad(&c.cert_file, e.to_string()))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad(&c.cert_file, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(bad(&c.cert_file, "no certificate in it".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(&c.key_file).map_err(|e| {
-        Error::new(
-            ErrorKind::Usage,
-            format!("client key file {}: {e}", c.key_file.display()),
-        )
-    })?;
-    Ok((chain, key))
 }
 
 /// One TLS session, shared by a connection's reading and writing halves.

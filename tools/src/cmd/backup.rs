@@ -84,12 +84,13 @@ pub fn resolve_pg(
 pub fn redis_server(config: &Config) -> Result<ReplicaOptions, CliError> {
     let path = |k: &str| config.get(k).map(std::path::PathBuf::from);
     let tls = if config.flag("REDIS_TLS") {
-        let client = ClientCert::pair(path("REDIS_CERT"), path("REDIS_KEY")).map_err(|e| {
-            CliError::new(
-                exit::USAGE,
-                format!("REDIS_CERT and REDIS_KEY: {}", e.message()),
-            )
-        })?;
+        let client = ClientCert::pair(
+            path("REDIS_CERT"),
+            path("REDIS_KEY"),
+            "REDIS_CERT",
+            "REDIS_KEY",
+        )
+        .map_err(|e| CliError::new(exit::USAGE, e.message().to_string()))?;
         Some(TlsOptions {
             ca_file: path("REDIS_CACERT"),
             client,

@@ -22,6 +22,8 @@ use crate::{exit, human};
 #[derive(Args, Debug, Clone)]
 pub struct ConnArgs {
     /// Database name, `postgres://` URL or `key=value` connection string (PGDATABASE).
+    /// TLS as libpq: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` in it, or PGSSLMODE,
+    /// PGSSLROOTCERT, PGSSLCERT, PGSSLKEY.
     #[arg(short = 'd', long = "dbname", value_name = "DBNAME")]
     pub dbname: Option<String>,
     /// Server host or Unix socket directory (PGHOST).
