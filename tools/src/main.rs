@@ -163,7 +163,7 @@ enum RestoreCommand {
     /// data, then indexes and constraints, then privileges. Every frame is verified before
     /// it is loaded. With -f, write a plain SQL script instead, as `pg_restore -f` does.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
-    Pg(cmd::pg::RestoreArgs),
+    Pg(Box<cmd::pg::RestoreArgs>),
     /// Restore a Redis archive into a server (--url: pipelined RESTORE, or type commands
     /// when the target is older than the source), or write a dump.rdb (--rdb).
     ///
@@ -230,7 +230,7 @@ fn main() -> ExitCode {
             keys.source().and_then(|key| cmd::pg::dump(args, key))
         }
         Command::Restore(RestoreCommand::Pg(args)) => {
-            keys.source().and_then(|key| cmd::pg::restore(args, key))
+            keys.source().and_then(|key| cmd::pg::restore(*args, key))
         }
         Command::Dump(DumpCommand::Redis(args)) => {
             keys.source().and_then(|key| cmd::redis::dump(args, key))

@@ -578,3 +578,71 @@ fn a_loaded_tables_indexes_build_while_a_bigger_table_still_loads() {
         "index builds (name: built while big was loading)"
     );
 }
+
+/// `--role`: every session sets the role, so with `--no-owner` what the restore creates
+/// belongs to it; a role that does not exist is a clear error.
+#[test]
+fn role_makes_the_restore_run_as_that_role() {
+    let pg = server_with_source();
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE dst; GRANT CREATE ON DATABASE dst TO app_owner;",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let o = restore(&pg, &archive, "dst", &["--no-owner", "--role", "app_owner"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let owners = pg
+        .psql(
+            "dst",
+            "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'app';
+             SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'app';",
+        )
+        .unwrap();
+    assert_eq!(owners.trim(), "app_owner\napp_owner");
+    assert_eq!(
+        state(&pg, "dst").lines().take(2).collect::<Vec<_>>(),
+        state(&pg, "src").lines().take(2).collect::<Vec<_>>()
+    );
+
+    pg.psql("postgres", "CREATE DATABASE dst2;").unwrap();
+    let o = restore(&pg, &archive, "dst2", &["--role", "nobody_here"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o).contains("--role") && text(&o).contains("nobody_here"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// `--disable-triggers`: a data-only restore into a schema whose triggers would refuse
+/// the rows loads them with triggers (and foreign-key checks) off; without it, the
+/// trigger stops the load.
+#[test]
+fn disable_triggers_loads_data_past_triggers() {
+    let pg = server_with_source();
+    pg.psql(
+        "src",
+        "CREATE FUNCTION app.refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN RAISE EXCEPTION 'no rows may be added to %', TG_TABLE_NAME; END$$;
+         CREATE TRIGGER refuse BEFORE INSERT ON app.child FOR EACH ROW EXECUTE FUNCTION app.refuse();",
+    )
+    .unwrap();
+    pg.psql("postgres", "CREATE DATABASE dst;").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let o = restore(&pg, &archive, "dst", &["--schema-only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = restore(&pg, &archive, "dst", &["--data-only"]);
+    assert_ne!(o.status.code(), Some(0), "the trigger must stop the load");
+    assert!(
+        text(&o).contains("no rows may be added to child"),
+        "{}",
+        text(&o)
+    );
+    pg.psql("dst", "TRUNCATE app.child, app.parent;").unwrap();
+    let o = restore(&pg, &archive, "dst", &["--data-only", "--disable-triggers"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(state(&pg, "dst"), state(&pg, "src"));
+}

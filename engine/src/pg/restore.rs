@@ -53,6 +53,14 @@ pub struct RestoreOptions {
     /// Which parts to restore (`--section`, `--schema-only`, `--data-only`); all when
     /// empty. Privileges and refreshes go with post-data.
     pub sections: Vec<Section>,
+    /// `--role`: every session does `SET ROLE` to it after connecting, so the restore
+    /// runs with that role's rights and what it creates belongs to it (with `--no-owner`).
+    pub role: Option<String>,
+    /// `--disable-triggers`: sessions run with `session_replication_role = replica`, so
+    /// neither user triggers nor foreign-key checks fire while rows load (a data-only
+    /// restore into a schema with foreign keys loads tables in any order). Needs a
+    /// superuser, as pg_restore's option does.
+    pub disable_triggers: bool,
 }
 
 /// What `-t/-T/-n/-N` and `-L` ask for. Names are exact (as in pg_restore), not patterns.
@@ -344,12 +352,30 @@ SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;";
 
-pub(super) async fn session(target: &Target) -> Result<Client> {
+pub(super) async fn session(target: &Target, opts: &RestoreOptions) -> Result<Client> {
     let client = connect(target).await?;
     client
         .batch_execute(SESSION)
         .await
         .map_err(|e| sql_error(e, "setting up the restore session"))?;
+    if let Some(role) = &opts.role {
+        // set_config takes the name as a value: no quoting to get wrong
+        client
+            .execute("SELECT pg_catalog.set_config('role', $1, false)", &[role])
+            .await
+            .map_err(|e| sql_error(e, &format!("--role: SET ROLE {role:?}")))?;
+    }
+    if opts.disable_triggers {
+        client
+            .batch_execute("SET session_replication_role = replica")
+            .await
+            .map_err(|e| {
+                sql_error(
+                    e,
+                    "--disable-triggers (it sets session_replication_role, which needs a superuser)",
+                )
+            })?;
+    }
     Ok(client)
 }
 
@@ -372,7 +398,7 @@ pub async fn restore(
         tables: pg.manifest.tables.len(),
         ..Default::default()
     };
-    let leader = session(target).await?;
+    let leader = session(target, opts).await?;
     if opts.clean {
         let t = Instant::now();
         progress(Progress::Phase {
@@ -524,7 +550,7 @@ async fn single_transaction(
         ));
     }
     let started = Instant::now();
-    let client = session(target).await?;
+    let client = session(target, opts).await?;
     client
         .batch_execute("BEGIN")
         .await

@@ -118,7 +118,7 @@ pub(super) async fn run(
 
     let mut idle: Vec<Arc<Client>> = Vec::new();
     for _ in 0..opts.jobs.max(1) {
-        idle.push(Arc::new(session(target).await?));
+        idle.push(Arc::new(session(target, opts).await?));
     }
     let mut done: HashSet<u32> = HashSet::new();
     let mut running: HashMap<u64, Running> = HashMap::new();

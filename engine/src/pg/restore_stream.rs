@@ -81,7 +81,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
 
     let mut summary = RestoreSummary::default();
     let failures = Failures::default();
-    let leader = session(target).await?;
+    let leader = session(target, opts).await?;
     let started = Instant::now();
     let (mut toc_stream, mut toc_json, mut entries): (Option<u32>, Vec<u8>, Option<Vec<TocEntry>>) =
         (None, Vec::new(), None);
@@ -129,7 +129,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                     (Some(e), true) => {
                         let client = match idle.pop() {
                             Some(c) => c,
-                            None => session(target).await?,
+                            None => session(target, opts).await?,
                         };
                         if let Some(data) = &e.data {
                             let sink = client

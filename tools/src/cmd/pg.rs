@@ -223,6 +223,15 @@ pub struct RestoreArgs {
     /// Do not restore privileges (GRANT, REVOKE, default privileges).
     #[arg(short = 'x', long = "no-privileges", visible_alias = "no-acl")]
     pub no_privileges: bool,
+    /// Restore as ROLE: every connection does SET ROLE after logging in (with
+    /// --no-owner, what the restore creates belongs to ROLE).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Load data with triggers and foreign-key checks off (session_replication_role =
+    /// replica), so a data-only restore into a schema with foreign keys may load tables
+    /// in any order. Needs a superuser; ENABLE ALWAYS triggers still fire.
+    #[arg(long)]
+    pub disable_triggers: bool,
     /// Restore only the table (view, sequence…) named NAME and what depends on it: its
     /// data, indexes, constraints, triggers, comments, privileges. Exact name; repeatable.
     #[arg(short = 't', long = "table", value_name = "NAME")]
@@ -352,6 +361,8 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         keep_going: args.no_exit_on_error && !args.exit_on_error,
         selection,
         sections,
+        role: args.role.clone(),
+        disable_triggers: args.disable_triggers,
     };
     let bars = Arc::new(PhaseBars::new(args.json));
     let b = bars.clone();
