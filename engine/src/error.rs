@@ -77,6 +77,13 @@ impl Error {
         self.message = format!("{context}: {}", self.message);
         self
     }
+
+    /// Appends what the caller knows of the state the failure left ("data: 3 of 7
+    /// tables loaded…"), so that the user knows what is there and what is not.
+    pub fn note(mut self, note: impl fmt::Display) -> Self {
+        self.message = format!("{} ({note})", self.message);
+        self
+    }
 }
 
 impl fmt::Display for Error {

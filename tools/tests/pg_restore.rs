@@ -646,3 +646,65 @@ fn disable_triggers_loads_data_past_triggers() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(state(&pg, "dst"), state(&pg, "src"));
 }
+
+/// The server drops a restore connection while a table loads (`pg_terminate_backend`, as
+/// a restart or a network cut would): the restore stops with an error that says what
+/// had been loaded and built before it.
+#[test]
+fn a_connection_dropped_mid_restore_is_reported_with_what_was_done() {
+    let pg = server_with_source();
+    pg.psql("postgres", "CREATE DATABASE dst;").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let o = restore(&pg, &archive, "dst", &["--section", "pre-data"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // in the target only: app.child's COPY waits on its first row, long enough to cut it
+    pg.psql(
+        "dst",
+        "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN PERFORM pg_sleep(30); RETURN NEW; END$$;
+         CREATE TRIGGER slow BEFORE INSERT ON app.child FOR EACH ROW EXECUTE FUNCTION public.slow();",
+    )
+    .unwrap();
+    let mut a: Vec<String> = vec![
+        "restore".into(),
+        "pg".into(),
+        s(&archive).into(),
+        "--data-only".into(),
+        "-j".into(),
+        "1".into(),
+    ];
+    a.extend(conn(&pg, "dst"));
+    let child = common::coffer_command()
+        .args(&a)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let killed = pg
+            .psql(
+                "postgres",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = 'dst' AND wait_event = 'PgSleep'",
+            )
+            .unwrap();
+        if killed.trim() == "1" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the COPY never waited in the trigger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let msg = text(&o);
+    // -j 1, largest first: app.child is the first unit, nothing was loaded before it
+    assert!(
+        msg.contains("app.child") && msg.contains("before the failure: data 0 of "),
+        "{msg}"
+    );
+}

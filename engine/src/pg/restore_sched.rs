@@ -43,10 +43,45 @@ pub(super) struct Timings {
     pub post_data: Option<Duration>,
 }
 
+/// What was done when a failure stops the restore: said with the error, so that the
+/// user knows what the target holds.
+#[derive(Default)]
+struct Done {
+    data: (usize, usize),
+    bytes: (u64, u64),
+    post: (usize, usize),
+}
+
+impl Done {
+    fn note(&self, e: Error) -> Error {
+        let mut parts = Vec::new();
+        if self.data.1 > 0 {
+            let mb = |b: u64| b as f64 / 1e6;
+            parts.push(format!(
+                "data {} of {} units loaded ({:.1} of {:.1} MB)",
+                self.data.0,
+                self.data.1,
+                mb(self.bytes.0),
+                mb(self.bytes.1)
+            ));
+        }
+        if self.post.1 > 0 {
+            parts.push(format!(
+                "post-data {} of {} entries done",
+                self.post.0, self.post.1
+            ));
+        }
+        if parts.is_empty() {
+            return e;
+        }
+        e.note(format_args!("before the failure: {}", parts.join("; ")))
+    }
+}
+
 /// One running piece of work, as the scheduler tracks it.
 enum Running {
-    /// A data unit loading these tables.
-    Data(Vec<u32>),
+    /// A data unit of this many bytes, loading these tables.
+    Data(Vec<u32>, u64),
     /// A post-data entry on these tables; `shared`: an index build.
     Post {
         id: u32,
@@ -86,6 +121,11 @@ pub(super) async fn run(
         }
     }
     let mut data_left = queue.len();
+    let mut tally = Done {
+        data: (0, queue.len()),
+        bytes: (0, queue.iter().map(|u| u.bytes).sum()),
+        post: (0, owned.len()),
+    };
     let mut timings = Timings::default();
     let started = Instant::now();
     let mut post_started = None;
@@ -142,7 +182,7 @@ pub(super) async fn run(
                         shared: s,
                         ..
                     } => ts.iter().any(|t| tables.contains(t)) && !(shared && *s),
-                    Running::Data(_) => false,
+                    Running::Data(..) => false,
                 });
                 deps_done && loaded && !conflict
             });
@@ -166,7 +206,7 @@ pub(super) async fn run(
                 });
             } else if let Some(unit) = queue.pop_front() {
                 let archive = archive.clone().expect("data units come with their archive");
-                running.insert(task, Running::Data(unit.tables.clone()));
+                running.insert(task, Running::Data(unit.tables.clone(), unit.bytes));
                 let progress = progress.clone();
                 tasks.spawn(async move {
                     let r = load_unit(&client, &archive, &unit, &progress)
@@ -187,9 +227,12 @@ pub(super) async fn run(
             // post-data, or a cycle; take the next entry in TOC order
             let e = pending.remove(0);
             let client = idle.last().expect("all idle");
-            failures.tolerate(opts, run_entry(client, e, opts).await)?;
+            failures
+                .tolerate(opts, run_entry(client, e, opts).await)
+                .map_err(|e| tally.note(e))?;
             progress(Progress::Entry);
             done.insert(e.id);
+            tally.post.0 += 1;
             continue;
         }
         let Some(joined) = tasks.join_next().await else {
@@ -197,10 +240,12 @@ pub(super) async fn run(
         };
         let (task, client, r) =
             joined.map_err(|e| Error::new(ErrorKind::Io, format!("a restore task failed: {e}")))?;
-        failures.tolerate(opts, r)?;
+        failures.tolerate(opts, r).map_err(|e| tally.note(e))?;
         idle.push(client);
         match running.remove(&task) {
-            Some(Running::Data(tables)) => {
+            Some(Running::Data(tables, bytes)) => {
+                tally.data.0 += 1;
+                tally.bytes.0 += bytes;
                 for t in tables {
                     if let Some(n) = loading.get_mut(&t) {
                         *n -= 1;
@@ -219,6 +264,7 @@ pub(super) async fn run(
             }
             Some(Running::Post { id, .. }) => {
                 done.insert(id);
+                tally.post.0 += 1;
                 if post_started.is_some() {
                     progress(Progress::Entry);
                 } else {
