@@ -473,15 +473,80 @@ pub(super) async fn pre_data(
         entries: pre.len() as u64,
     });
     let mut created = HashSet::new();
-    for e in pre {
-        let r = run_entry(leader, e, opts).await;
-        if r.is_ok() && e.kind == "TABLE" {
-            created.insert(e.id);
+    for batch in batches(&pre) {
+        if batch.len() > 1 {
+            let sql: String = batch.iter().map(|e| entry_sql(e, opts)).collect();
+            if leader.batch_execute(&sql).await.is_ok() {
+                for e in batch {
+                    if e.kind == "TABLE" {
+                        created.insert(e.id);
+                    }
+                    progress(Progress::Entry);
+                }
+                continue;
+            }
+            // the batch ran as one implicit transaction, so a failed statement took the
+            // whole batch back: run it again entry by entry, so that the error names its
+            // entry and --no-exit-on-error keeps the others
         }
-        failures.tolerate(opts, r)?;
-        progress(Progress::Entry);
+        for e in batch {
+            let r = run_entry(leader, e, opts).await;
+            if r.is_ok() && e.kind == "TABLE" {
+                created.insert(e.id);
+            }
+            failures.tolerate(opts, r)?;
+            progress(Progress::Entry);
+        }
     }
     Ok(created)
+}
+
+/// Pre-data entries sent in one round trip, at most, and the most SQL text in one.
+const BATCH_ENTRIES: usize = 100;
+const BATCH_BYTES: usize = 256 << 10;
+
+/// Pre-data in batches: thousands of small statements cost a round trip each when sent
+/// one by one (pg_restore does), which over a network is most of the pre-data phase.
+fn batches<'e>(pre: &[&'e TocEntry]) -> Vec<Vec<&'e TocEntry>> {
+    let mut out: Vec<Vec<&TocEntry>> = Vec::new();
+    let mut bytes = 0;
+    for e in pre {
+        let len = e.sql.len() + e.owner_sql.as_ref().map_or(0, String::len);
+        match out.last_mut() {
+            Some(b) if b.len() < BATCH_ENTRIES && bytes + len <= BATCH_BYTES => b.push(e),
+            _ => {
+                out.push(vec![e]);
+                bytes = 0;
+            }
+        }
+        bytes += len;
+    }
+    out
+}
+
+/// The SQL [`run_entry`] runs for `e`, as one string.
+fn entry_sql(e: &TocEntry, opts: &RestoreOptions) -> String {
+    let (sql, owner) = statements(e, opts);
+    [sql, owner]
+        .into_iter()
+        .flatten()
+        .fold(String::new(), |mut out, s| {
+            out.push_str(s);
+            out.push('\n');
+            out
+        })
+}
+
+/// What restoring `e` runs: its own SQL (none for data, which loads by COPY, or for
+/// privileges with `--no-privileges`), then its owner statement unless `--no-owner`.
+fn statements<'e>(e: &'e TocEntry, opts: &RestoreOptions) -> (Option<&'e str>, Option<&'e str>) {
+    if opts.no_privileges && matches!(e.kind.as_str(), "ACL" | "DEFAULT ACL") {
+        return (None, None);
+    }
+    let own = (!e.sql.is_empty() && e.data.is_none() && e.large_object.is_none())
+        .then_some(e.sql.as_str());
+    let owner = e.owner_sql.as_deref().filter(|_| !opts.no_owner);
+    (own, owner)
 }
 
 /// `--create`: creates a database named `name` (by default the archive's database), from
@@ -663,9 +728,7 @@ pub(super) async fn clean(
 
 /// Runs one TOC entry's SQL (and its owner statement unless `--no-owner`).
 pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptions) -> Result<()> {
-    if opts.no_privileges && matches!(e.kind.as_str(), "ACL" | "DEFAULT ACL") {
-        return Ok(());
-    }
+    let (sql, owner) = statements(e, opts);
     let what = || {
         format!(
             "restoring {} {}{}",
@@ -677,13 +740,13 @@ pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptio
             e.name
         )
     };
-    if !e.sql.is_empty() && e.data.is_none() && e.large_object.is_none() {
+    if let Some(sql) = sql {
         client
-            .batch_execute(&e.sql)
+            .batch_execute(sql)
             .await
             .map_err(|err| sql_error(err, &what()))?;
     }
-    if let (Some(o), false) = (&e.owner_sql, opts.no_owner) {
+    if let Some(o) = owner {
         client.batch_execute(o).await.map_err(|err| {
             let mut error = sql_error(err, &what());
             if error.message().contains("does not exist") {
