@@ -402,3 +402,93 @@ fn dump_failures_map_to_exit_codes() {
         RespValue::Bulk(b"v".to_vec())
     );
 }
+
+/// `coffer restore-test` of an archive whose values of every type span several 1 MiB
+/// frames (a string LZF-compressed among them): checked in pieces, it passes key by key.
+#[test]
+fn restore_test_passes_values_spread_over_frames() {
+    let server = RedisServer::builder()
+        .config("repl-diskless-sync-delay 0")
+        .start()
+        .unwrap();
+    let mut c = server.connect().unwrap();
+    // Words drawn at random from a few: LZF halves it, no more.
+    let mut x = 88_172_645_463_325_252u64;
+    let words: String = (0..1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ["alpha ", "beta ", "gamma ", "delta ", "epsilon ", "zeta "][(x % 6) as usize]
+        })
+        .collect();
+    cmd(&mut c, &[b"SET", b"big:text", words.as_bytes()]);
+    cmd(&mut c, &[b"SET", b"big:noise", &noise(7, 3 << 20)]);
+    cmd(&mut c, &[b"SET", b"small", b"x"]);
+    for chunk in 0u32..30 {
+        let mut list: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"big:list".to_vec()];
+        let mut set: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"big:set".to_vec()];
+        let mut hash: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"big:hash".to_vec()];
+        let mut zset: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"big:zset".to_vec()];
+        for i in chunk * 5000..(chunk + 1) * 5000 {
+            // (hex digits, so that LZF cannot shrink the quicklist's nodes below a frame)
+            list.push(
+                format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes(),
+            );
+            set.push(format!("member {i}").into_bytes());
+            hash.push(format!("field {i}").into_bytes());
+            hash.push(format!("value {i}").into_bytes());
+            zset.push(format!("{}", f64::from(i) / 3.0).into_bytes());
+            zset.push(format!("member {i}").into_bytes());
+        }
+        for args in [list, set, hash, zset] {
+            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            cmd(&mut c, &refs);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.coffer");
+    let o = coffer(&["dump", "redis", "--url", &server.url(), "-f", s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Every big value spans frames; the text is LZF-compressed.
+    let a = MappedArchive::open(&path, None).unwrap();
+    let ra = coffer_engine::redis::archive::RedisArchive::new(&a).unwrap();
+    let db0 = ra.databases().unwrap()[0];
+    let mut spread = Vec::new();
+    ra.db_records(&db0, &mut |r| {
+        if let coffer_engine::redis::record::Record::Key {
+            key,
+            piece,
+            more: true,
+            ..
+        } = r
+        {
+            spread.push((String::from_utf8_lossy(key).into_owned(), piece[0]));
+        }
+        Ok(())
+    })
+    .unwrap();
+    spread.sort();
+    let names: Vec<&str> = spread.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "big:hash",
+            "big:list",
+            "big:noise",
+            "big:set",
+            "big:text",
+            "big:zset"
+        ]
+    );
+    assert_eq!(spread[4].1, 0xC3, "the text is LZF-compressed");
+    let o = coffer(&["restore-test", s(&path), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["passed"], true, "{j}");
+    let db = &j["databases"][0];
+    assert_eq!(db["keys"], 7, "{j}");
+    assert_eq!(db["live"]["compared"], 7, "{j}");
+    assert_eq!(db["live"]["different"], 0, "{j}");
+    assert_eq!(db["digest_ok"], true, "{j}");
+}

@@ -76,6 +76,17 @@ pub fn error_code(msg: &str) -> &str {
     msg.split_whitespace().next().unwrap_or("")
 }
 
+/// The start of a reply, as [`Conn::read_bulk_head`] reads it.
+#[derive(Debug)]
+pub enum BulkHead {
+    /// A bulk string of this many bytes, still to read.
+    Bulk(usize),
+    /// A nil bulk string.
+    Nil,
+    /// Any other reply (an error…), whole.
+    Other(OwnedFrame),
+}
+
 /// A blocking connection to a Redis server.
 pub struct Conn {
     stream: TcpStream,
@@ -223,6 +234,73 @@ impl Conn {
             }
             self.fill()?;
         }
+    }
+
+    /// Reads the start of one reply: a bulk string's length, leaving its bytes to
+    /// [`Conn::read_bulk_body`], so that a big one (a `DUMP`) is read in pieces instead of
+    /// whole; a nil; or any other reply, whole.
+    pub fn read_bulk_head(&mut self) -> Result<BulkHead> {
+        loop {
+            if let Some(eol) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                if self.buf[0] != b'$' {
+                    return Ok(BulkHead::Other(self.read_reply()?));
+                }
+                let len = std::str::from_utf8(&self.buf[1..eol])
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Protocol,
+                            format!("bad bulk string length from redis at {}", self.addr),
+                        )
+                    })?;
+                let _ = self.buf.split_to(eol + 2);
+                return Ok(match usize::try_from(len) {
+                    Ok(n) => BulkHead::Bulk(n),
+                    Err(_) => BulkHead::Nil,
+                });
+            }
+            if self.buf.len() > 64 && self.buf.first() == Some(&b'$') {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("a bulk string header too long from redis at {}", self.addr),
+                ));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Reads the `len` bytes of the bulk string [`Conn::read_bulk_head`] announced, in
+    /// pieces as they arrive (at most one socket read each), and its closing CRLF.
+    pub fn read_bulk_body(
+        &mut self,
+        len: usize,
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut left = len;
+        while left > 0 {
+            if self.buf.is_empty() {
+                self.fill()?;
+            }
+            let n = left.min(self.buf.len());
+            let piece = self.buf.split_to(n);
+            left -= n;
+            f(&piece)?;
+        }
+        while self.buf.len() < 2 {
+            self.fill()?;
+        }
+        if &self.buf[..2] != b"\r\n" {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "a bulk string not ended by CRLF from redis at {}",
+                    self.addr
+                ),
+            ));
+        }
+        let _ = self.buf.split_to(2);
+        Ok(())
     }
 
     /// Reads one reply, answering a `+OK` without decoding or allocating (pipelined

@@ -13,12 +13,15 @@
 //!   (pipelined `RESTORE`, or type commands); [`rdbfile`]: as a `dump.rdb`; [`export`]: as
 //!   JSON Lines. [`conn`]: the blocking client connection restores use; [`tls`]: TLS for
 //!   both (`rediss://`).
+//! * [`elements`]: values decoded element by element as their pieces arrive (restores of
+//!   big values, and their logical digests for restore tests).
 //! * [`fuzzing`]: entry points for the fuzz targets.
 
 pub mod archive;
 pub mod conn;
 pub mod crc64;
 pub mod dump;
+pub mod elements;
 pub mod export;
 pub mod fuzzing;
 pub mod intset;

@@ -398,7 +398,8 @@ impl KeyAssembler {
     }
 }
 
-fn broken(what: &str) -> Error {
+/// A `Corrupt` error: the records of a stream do not fit together (`what`).
+pub fn broken(what: &str) -> Error {
     Error::new(
         ErrorKind::Corrupt,
         format!("Redis archive stream is inconsistent: {what}"),

@@ -51,10 +51,12 @@ use redis_protocol::resp2::types::OwnedFrame;
 use super::archive::{DbMap, RedisArchive, glob_match};
 use super::conn::{self, Conn, encode_parts, encoded_len, error_code};
 use super::crc64::Crc64;
+pub use super::elements::score_text;
+use super::elements::{CollKind, CollStream, StringStream};
 use super::lzf;
 use super::rdb::primitives::{self, StringKind};
 use super::rdb::{KeyMeta, Stream, Value, decode_value, types as t};
-use super::record::{Record, parse_frame};
+use super::record::{Record, broken, parse_frame};
 use super::replica::ReplicaOptions;
 use crate::{Error, ErrorKind, Result};
 
@@ -1186,12 +1188,7 @@ impl Writer<'_, '_, '_> {
             *bytes = 0;
             Ok(())
         };
-        let mut st = CollStream {
-            kind,
-            buf: Vec::new(),
-            pos: 0,
-            left: None,
-        };
+        let mut st = CollStream::new(kind);
         let mut element = |parts: &[&[u8]]| -> Result<()> {
             let n: usize = parts.iter().map(|p| p.len()).sum();
             if !batch.is_empty() && (batch.len() >= max_items || bytes + n > max_bytes) {
@@ -1585,13 +1582,6 @@ impl Lookahead {
     }
 }
 
-fn broken(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Corrupt,
-        format!("Redis archive stream is inconsistent: {what}"),
-    )
-}
-
 /// The pieces of a value in the KEY record's own frame: calls `f` with each; returns
 /// the record the value ends at there, if it does.
 fn first_pieces(span: &Span<'_>, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Option<usize>> {
@@ -1717,307 +1707,6 @@ fn walk(
             return Ok((k, j, frame));
         }
         k += 1;
-    }
-}
-
-/// The collection encodings rebuilt element by element as they arrive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CollKind {
-    List,
-    Set,
-    ZSet,
-    ZSet2,
-    Hash,
-    Quicklist,
-    Quicklist2,
-}
-
-impl CollKind {
-    fn of(type_byte: u8) -> Option<CollKind> {
-        Some(match type_byte {
-            t::LIST => CollKind::List,
-            t::SET => CollKind::Set,
-            t::ZSET => CollKind::ZSet,
-            t::ZSET_2 => CollKind::ZSet2,
-            t::HASH => CollKind::Hash,
-            t::LIST_QUICKLIST => CollKind::Quicklist,
-            t::LIST_QUICKLIST_2 => CollKind::Quicklist2,
-            _ => return None,
-        })
-    }
-}
-
-/// A collection value arriving in pieces: its count, then its elements (or quicklist
-/// nodes), each handed out as soon as its bytes are in.
-struct CollStream {
-    kind: CollKind,
-    buf: Vec<u8>,
-    pos: usize,
-    /// Elements (or nodes) still due, once the count is read.
-    left: Option<u64>,
-}
-
-const COLL: &str = "collection value";
-
-impl CollStream {
-    /// One element (or node) at the start of `b`: calls `out` with its parts (ZADD's
-    /// score first); the bytes it took, or `None` if `b` does not hold it whole yet.
-    fn element(
-        kind: CollKind,
-        b: &[u8],
-        out: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
-    ) -> Result<Option<usize>> {
-        if kind == CollKind::Quicklist2 {
-            return Self::quicklist2_node(b, out);
-        }
-        let Some((first, mut used)) = primitives::string(b, 0)? else {
-            return Ok(None);
-        };
-        match kind {
-            CollKind::List | CollKind::Set => out(&[&first])?,
-            CollKind::Hash => {
-                let Some((v, u)) = primitives::string(&b[used..], 0)? else {
-                    return Ok(None);
-                };
-                used += u;
-                out(&[&first, &v])?;
-            }
-            CollKind::ZSet2 => {
-                let Some(raw) = b.get(used..used + 8) else {
-                    return Ok(None);
-                };
-                used += 8;
-                let score = f64::from_le_bytes(raw.try_into().expect("8 bytes"));
-                if score.is_nan() {
-                    return Err(super::corrupt(COLL, used, "NaN score"));
-                }
-                out(&[score_text(score).as_bytes(), &first])?;
-            }
-            CollKind::ZSet => {
-                let Some(&n) = b.get(used) else {
-                    return Ok(None);
-                };
-                used += 1;
-                let score = match n {
-                    253 => return Err(super::corrupt(COLL, used, "NaN score")),
-                    254 => "inf".to_string(),
-                    255 => "-inf".to_string(),
-                    n => {
-                        let Some(text) = b.get(used..used + usize::from(n)) else {
-                            return Ok(None);
-                        };
-                        used += usize::from(n);
-                        let f = std::str::from_utf8(text)
-                            .ok()
-                            .and_then(|s| s.parse::<f64>().ok())
-                            .filter(|f| !f.is_nan())
-                            .ok_or_else(|| super::corrupt(COLL, used, "score is not a number"))?;
-                        score_text(f)
-                    }
-                };
-                out(&[score.as_bytes(), &first])?;
-            }
-            CollKind::Quicklist => {
-                for e in super::ziplist::entries(&first)? {
-                    out(&[&e.to_vec()])?;
-                }
-            }
-            CollKind::Quicklist2 => unreachable!("handled above"),
-        }
-        Ok(Some(used))
-    }
-
-    /// A quicklist node: its container, plain (1: one element) or packed (2: a
-    /// listpack), then its bytes.
-    fn quicklist2_node(
-        b: &[u8],
-        out: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
-    ) -> Result<Option<usize>> {
-        let Some((container, clen)) = primitives::plain_length(b, 0)? else {
-            return Ok(None);
-        };
-        let Some((node, used)) = primitives::string(&b[clen..], 0)? else {
-            return Ok(None);
-        };
-        match container {
-            1 => out(&[&node])?,
-            2 => {
-                for e in super::listpack::entries(&node)? {
-                    out(&[&e.to_vec()])?;
-                }
-            }
-            other => {
-                return Err(super::corrupt(
-                    COLL,
-                    0,
-                    format!("quicklist container {other}"),
-                ));
-            }
-        }
-        Ok(Some(clen + used))
-    }
-
-    fn push(&mut self, piece: &[u8], out: &mut dyn FnMut(&[&[u8]]) -> Result<()>) -> Result<()> {
-        self.buf.extend_from_slice(piece);
-        loop {
-            let b = &self.buf[self.pos..];
-            let Some(left) = self.left else {
-                match primitives::plain_length(b, 0)? {
-                    Some((n, used)) => {
-                        self.left = Some(n);
-                        self.pos += used;
-                        continue;
-                    }
-                    None => break,
-                }
-            };
-            if left == 0 {
-                if !b.is_empty() {
-                    return Err(broken("bytes after the last element of a value"));
-                }
-                break;
-            }
-            match Self::element(self.kind, b, out)? {
-                Some(used) => {
-                    self.pos += used;
-                    self.left = Some(left - 1);
-                }
-                None => break,
-            }
-        }
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        Ok(())
-    }
-
-    fn finish(&self) -> Result<()> {
-        if self.left == Some(0) && self.pos == self.buf.len() {
-            Ok(())
-        } else {
-            Err(broken("a collection value is cut short"))
-        }
-    }
-}
-
-/// An RDB string arriving in pieces, handed out decoded in chunks (LZF decompressed on
-/// the way).
-struct StringStream {
-    chunk: usize,
-    /// The header's bytes, until it is whole.
-    head: Vec<u8>,
-    state: StrState,
-}
-
-enum StrState {
-    Header,
-    /// Plain bytes: this many still due.
-    Raw(u64),
-    /// An integer: its bytes, this many still due.
-    Int(StringKind, Vec<u8>, usize),
-    /// LZF: compressed bytes still due.
-    Lzf(u64, lzf::Decoder),
-    Done,
-}
-
-impl StringStream {
-    fn new(chunk: usize) -> Self {
-        StringStream {
-            chunk,
-            head: Vec::new(),
-            state: StrState::Header,
-        }
-    }
-
-    fn push(&mut self, mut p: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        while !p.is_empty() {
-            match &mut self.state {
-                StrState::Header => {
-                    let take = p.len().min(32 - self.head.len().min(32));
-                    let before = self.head.len();
-                    self.head.extend_from_slice(&p[..take]);
-                    let Some(h) = primitives::string_header(&self.head, 0)? else {
-                        if self.head.len() >= 32 {
-                            return Err(broken("a string header is too long"));
-                        }
-                        p = &p[take..];
-                        continue;
-                    };
-                    // Give back what went past the header.
-                    let used = h.header_len - before;
-                    p = &p[used..];
-                    self.head.clear();
-                    self.state = match h.kind {
-                        StringKind::Raw => StrState::Raw(h.body_len),
-                        StringKind::Int => StrState::Int(h.kind, Vec::new(), h.body_len as usize),
-                        StringKind::Lzf(ulen) => {
-                            StrState::Lzf(h.body_len, lzf::Decoder::new(ulen, self.chunk))
-                        }
-                    };
-                    if matches!(self.state, StrState::Raw(0)) {
-                        self.state = StrState::Done;
-                    }
-                }
-                StrState::Raw(left) => {
-                    let n = (*left).min(p.len() as u64) as usize;
-                    for c in p[..n].chunks(self.chunk) {
-                        out(c)?;
-                    }
-                    *left -= n as u64;
-                    p = &p[n..];
-                    if *left == 0 {
-                        self.state = StrState::Done;
-                    }
-                }
-                StrState::Int(kind, bytes, left) => {
-                    let n = (*left).min(p.len());
-                    bytes.extend_from_slice(&p[..n]);
-                    *left -= n;
-                    p = &p[n..];
-                    if *left == 0 {
-                        out(&primitives::decode_body(*kind, bytes, 0)?)?;
-                        self.state = StrState::Done;
-                    }
-                }
-                StrState::Lzf(left, dec) => {
-                    let n = (*left).min(p.len() as u64) as usize;
-                    dec.push(&p[..n], out)?;
-                    *left -= n as u64;
-                    p = &p[n..];
-                    if *left == 0 {
-                        let StrState::Lzf(_, dec) =
-                            std::mem::replace(&mut self.state, StrState::Done)
-                        else {
-                            unreachable!()
-                        };
-                        dec.finish(out)?;
-                    }
-                }
-                StrState::Done => return Err(broken("bytes after the end of a string")),
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        match self.state {
-            StrState::Done => Ok(()),
-            StrState::Lzf(0, dec) => dec.finish(out),
-            _ => Err(broken("a string value is cut short")),
-        }
-    }
-}
-
-/// A score as ZADD reads it back exactly: `inf`, `-inf`, or the shortest decimal that
-/// round-trips.
-pub fn score_text(s: f64) -> String {
-    if s == f64::INFINITY {
-        "inf".into()
-    } else if s == f64::NEG_INFINITY {
-        "-inf".into()
-    } else {
-        format!("{s:?}")
     }
 }
 
