@@ -606,6 +606,29 @@ fn role_makes_the_restore_run_as_that_role() {
         state(&pg, "src").lines().take(2).collect::<Vec<_>>()
     );
 
+    // with --create, the database too is created by the role
+    // (the archive's database name, src, is taken by the source: move the source aside)
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE src RENAME TO src_orig; ALTER ROLE app_owner CREATEDB;
+         CREATE DATABASE maint;",
+    )
+    .unwrap();
+    let o = restore(
+        &pg,
+        &archive,
+        "maint",
+        &["--create", "--no-owner", "--role", "app_owner"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let owner = pg
+        .psql(
+            "postgres",
+            "SELECT datdba::regrole FROM pg_database WHERE datname = 'src';",
+        )
+        .unwrap();
+    assert_eq!(owner.trim(), "app_owner");
+
     pg.psql("postgres", "CREATE DATABASE dst2;").unwrap();
     let o = restore(&pg, &archive, "dst2", &["--role", "nobody_here"]);
     assert_ne!(o.status.code(), Some(0));

@@ -359,11 +359,7 @@ pub(super) async fn session(target: &Target, opts: &RestoreOptions) -> Result<Cl
         .await
         .map_err(|e| sql_error(e, "setting up the restore session"))?;
     if let Some(role) = &opts.role {
-        // set_config takes the name as a value: no quoting to get wrong
-        client
-            .execute("SELECT pg_catalog.set_config('role', $1, false)", &[role])
-            .await
-            .map_err(|e| sql_error(e, &format!("--role: SET ROLE {role:?}")))?;
+        set_role(&client, role).await?;
     }
     if opts.disable_triggers {
         client
@@ -377,6 +373,16 @@ pub(super) async fn session(target: &Target, opts: &RestoreOptions) -> Result<Cl
             })?;
     }
     Ok(client)
+}
+
+/// `SET ROLE role`, through set_config, which takes the name as a value: no quoting to get
+/// wrong.
+async fn set_role(client: &Client, role: &str) -> Result<()> {
+    client
+        .execute("SELECT pg_catalog.set_config('role', $1, false)", &[&role])
+        .await
+        .map_err(|e| sql_error(e, &format!("--role: SET ROLE {role:?}")))?;
+    Ok(())
 }
 
 /// Restores `archive` into the database `target` names (which must exist).
@@ -556,10 +562,15 @@ pub async fn create_database(
     maintenance: &Target,
     archive: &MappedArchive,
     name: Option<&str>,
+    role: Option<&str>,
 ) -> Result<Target> {
     let pg = PgArchive::read(archive)?;
     let name = name.map_or_else(|| pg.toc.source.database.clone(), str::to_string);
     let client = connect(maintenance).await?;
+    if let Some(role) = role {
+        // --role: the database is created by that role, as pg_restore --create does
+        set_role(&client, role).await?;
+    }
     let quoted: String = client
         .query_one("SELECT quote_ident($1::text)", &[&name])
         .await

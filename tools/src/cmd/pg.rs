@@ -382,9 +382,12 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
     let started = Instant::now();
     // --create is refused for a pipe above: the archive is mapped here
     let target = match (&mapped, args.create) {
-        (Some(archive), true) => {
-            runtime.block_on(restore::create_database(&target, archive, None))?
-        }
+        (Some(archive), true) => runtime.block_on(restore::create_database(
+            &target,
+            archive,
+            None,
+            args.role.as_deref(),
+        ))?,
         _ => target,
     };
     let (summary, held_back) = match mapped {

@@ -141,7 +141,7 @@ fn test_pg(
                 format!("database {test_db} exists; restore-test creates and drops its own: choose another --test-db (or TEST_DB_NAME)"),
             ));
         }
-        let target = restore::create_database(maintenance, &archive, Some(test_db)).await?;
+        let target = restore::create_database(maintenance, &archive, Some(test_db), None).await?;
         let opts = RestoreOptions { jobs, ..RestoreOptions::default() };
         let restored = restore::restore(archive.clone(), &target, &opts, Arc::new(|_| {})).await;
         let checked = match restored {
