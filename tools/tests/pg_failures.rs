@@ -546,6 +546,29 @@ fn permission_denied_on_a_table_exits_7_naming_it() {
     extra.extend(["-T".into(), "secret_t".into()]);
     let o = run(coffer_cmd(dir.path(), &strs(&dump_args(&file, &extra))));
     assert_eq!(o.status.code(), Some(0), "-T secret_t: {}", text(&o));
+    // --role: bob may become a role that reads both, and the whole dump then goes through
+    pg.psql(
+        "perm",
+        "CREATE ROLE auditor; GRANT SELECT ON ALL TABLES IN SCHEMA public TO auditor;
+         GRANT auditor TO bob;",
+    )
+    .unwrap();
+    let mut as_auditor = conn(pg.port(), "bob", "perm");
+    as_auditor.extend(["--role".into(), "auditor".into()]);
+    let o = run(coffer_cmd(
+        dir.path(),
+        &strs(&dump_args(&file, &as_auditor)),
+    ));
+    assert_eq!(o.status.code(), Some(0), "--role auditor: {}", text(&o));
+    let o = run(coffer_cmd(
+        dir.path(),
+        &strs(&[
+            "list".to_string(),
+            "--json".into(),
+            file.display().to_string(),
+        ]),
+    ));
+    assert!(text(&o).contains("secret_t"), "{}", text(&o));
 }
 
 /// DDL on a table queued while the dump runs: the leader's ACCESS SHARE makes the DDL

@@ -38,6 +38,9 @@ pub struct DumpOptions {
     pub split_threshold: u64,
     /// Most parts one table is split into.
     pub max_parts: u64,
+    /// `--role`: every connection does `SET ROLE` to it first, so the dump reads with
+    /// that role's rights (pg_dump's option).
+    pub role: Option<String>,
 }
 
 impl Default for DumpOptions {
@@ -49,6 +52,7 @@ impl Default for DumpOptions {
             frame_size: 4 << 20,
             split_threshold: 1 << 30,
             max_parts: 64,
+            role: None,
         }
     }
 }
@@ -161,7 +165,7 @@ pub async fn dump(
     let started_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let leader = open_leader(target).await?;
+    let leader = open_leader(target, opts.role.as_deref()).await?;
     let cat = catalog::read(
         &leader.client,
         leader.server_version_num,
@@ -204,6 +208,7 @@ pub async fn dump(
         worker(
             target,
             &leader.snapshot,
+            opts.role.as_deref(),
             queue.clone(),
             writer.clone(),
             opts.frame_size,
@@ -470,12 +475,13 @@ enum SealJob {
 async fn worker(
     target: &Target,
     snapshot: &str,
+    role: Option<&str>,
     queue: Arc<Mutex<VecDeque<Unit>>>,
     writer: Arc<ArchiveWriter>,
     frame_size: usize,
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> Result<Vec<UnitResult>> {
-    let client = open_worker(target, snapshot).await?;
+    let client = open_worker(target, snapshot, role).await?;
     let sealer = Sealer::start(writer)?;
     let mut locked = HashSet::new();
     let mut results = Vec::new();

@@ -24,7 +24,7 @@ use tokio_postgres::Client;
 
 use super::conn::{Target, connect};
 use super::restore_sched::{self, Data};
-use super::session::sql_error;
+use super::session::{set_role, sql_error};
 use super::sql::PgArchive;
 use super::toc::{Section, TocEntry};
 use crate::error::{Error, ErrorKind, Result};
@@ -373,16 +373,6 @@ pub(super) async fn session(target: &Target, opts: &RestoreOptions) -> Result<Cl
             })?;
     }
     Ok(client)
-}
-
-/// `SET ROLE role`, through set_config, which takes the name as a value: no quoting to get
-/// wrong.
-async fn set_role(client: &Client, role: &str) -> Result<()> {
-    client
-        .execute("SELECT pg_catalog.set_config('role', $1, false)", &[&role])
-        .await
-        .map_err(|e| sql_error(e, &format!("--role: SET ROLE {role:?}")))?;
-    Ok(())
 }
 
 /// Restores `archive` into the database `target` names (which must exist).

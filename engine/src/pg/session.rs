@@ -35,14 +35,27 @@ pub struct Leader {
     pub server_version: String,
 }
 
-/// Opens the leader: settings, a REPEATABLE READ READ ONLY transaction, an exported
-/// snapshot.
-pub async fn open_leader(target: &Target) -> Result<Leader> {
+/// `SET ROLE role` (`--role`), through set_config, which takes the name as a value: no
+/// quoting to get wrong.
+pub async fn set_role(client: &Client, role: &str) -> Result<()> {
+    client
+        .execute("SELECT pg_catalog.set_config('role', $1, false)", &[&role])
+        .await
+        .map_err(|e| sql_error(e, &format!("--role: SET ROLE {role:?}")))?;
+    Ok(())
+}
+
+/// Opens the leader: settings (and `role`), a REPEATABLE READ READ ONLY transaction, an
+/// exported snapshot.
+pub async fn open_leader(target: &Target, role: Option<&str>) -> Result<Leader> {
     let client = connect(target).await?;
     client
         .batch_execute(SESSION_SETTINGS)
         .await
         .map_err(|e| sql_error(e, "setting up the dump session"))?;
+    if let Some(role) = role {
+        set_role(&client, role).await?;
+    }
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
@@ -62,13 +75,16 @@ pub async fn open_leader(target: &Target) -> Result<Leader> {
     })
 }
 
-/// Opens a worker connection inside the leader's snapshot.
-pub async fn open_worker(target: &Target, snapshot: &str) -> Result<Client> {
+/// Opens a worker connection (as `role`, if given) inside the leader's snapshot.
+pub async fn open_worker(target: &Target, snapshot: &str, role: Option<&str>) -> Result<Client> {
     let client = connect(target).await?;
     client
         .batch_execute(SESSION_SETTINGS)
         .await
         .map_err(|e| sql_error(e, "setting up a worker session"))?;
+    if let Some(role) = role {
+        set_role(&client, role).await?;
+    }
     // the snapshot id comes from the server; it is quoted as a literal regardless
     let sql = format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",

@@ -74,6 +74,10 @@ pub struct DumpArgs {
     /// Fail rather than wait longer than this many milliseconds for a table lock.
     #[arg(long, value_name = "MS")]
     pub lock_wait_timeout: Option<u64>,
+    /// Dump as ROLE: every connection does SET ROLE after logging in, so the dump reads
+    /// with that role's rights.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
     /// zstd level (1 fastest … 19 smallest).
     #[arg(short = 'Z', long = "compress", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
@@ -106,6 +110,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         },
         lock_wait_timeout: args.lock_wait_timeout.map(Duration::from_millis),
         split_threshold: args.split_mib.max(1) << 20,
+        role: args.role.clone(),
         ..DumpOptions::default()
     };
     let wopts = WriterOptions {
