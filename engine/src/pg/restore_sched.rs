@@ -142,7 +142,7 @@ pub(super) async fn run(
     if archive.is_some() {
         progress(Progress::Phase {
             name: "data",
-            bytes: queue.iter().map(|u| u.bytes).sum(),
+            bytes: tally.bytes.1,
             entries: 0,
         });
     }
