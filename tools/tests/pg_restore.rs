@@ -731,3 +731,36 @@ fn a_connection_dropped_mid_restore_is_reported_with_what_was_done() {
         "{msg}"
     );
 }
+
+/// `--exclude-table-data` (pg_dump's): the table, its indexes and constraints are there
+/// after the restore, its rows are not; the restore test passes on such an archive.
+#[test]
+fn excluded_table_data_leaves_the_table_defined_and_empty() {
+    let pg = server_with_source();
+    pg.psql("postgres", "CREATE DATABASE dst;").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("nodata.coffer");
+    let mut a: Vec<String> = vec![
+        "dump".into(),
+        "pg".into(),
+        "--exclude-table-data".into(),
+        "app.child".into(),
+        "-f".into(),
+        s(&archive).into(),
+    ];
+    a.extend(conn(&pg, "src"));
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = restore(&pg, &archive, "dst", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let got = pg
+        .psql(
+            "dst",
+            "SELECT (SELECT count(*) FROM app.parent) || ' ' || (SELECT count(*) FROM app.child);
+             SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'child';",
+        )
+        .unwrap();
+    assert_eq!(got.trim(), "500 0\nchild_note,child_pkey");
+    let o = restore_test(&pg, &archive, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -65,6 +65,10 @@ pub struct DumpArgs {
     /// Do not dump tables matching PATTERN; repeatable.
     #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
     pub exclude_tables: Vec<String>,
+    /// Dump the definition of tables matching PATTERN but not their rows (as pg_dump's,
+    /// e.g. for big log tables); repeatable.
+    #[arg(long = "exclude-table-data", value_name = "PATTERN")]
+    pub exclude_table_data: Vec<String>,
     /// Dump only schemas matching PATTERN; repeatable.
     #[arg(short = 'n', long = "schema", value_name = "PATTERN")]
     pub schemas: Vec<String>,
@@ -105,6 +109,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
         filters: Filters {
             tables: patterns(&args.tables)?,
             exclude_tables: patterns(&args.exclude_tables)?,
+            exclude_table_data: patterns(&args.exclude_table_data)?,
             schemas: patterns(&args.schemas)?,
             exclude_schemas: patterns(&args.exclude_schemas)?,
         },

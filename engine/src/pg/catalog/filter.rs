@@ -95,6 +95,8 @@ pub struct Filters {
     pub schemas: Vec<Pattern>,
     /// `-N`: not these schemas.
     pub exclude_schemas: Vec<Pattern>,
+    /// `--exclude-table-data`: these tables' definitions are dumped, their rows not.
+    pub exclude_table_data: Vec<Pattern>,
 }
 
 /// What the filters select in this database.
@@ -102,6 +104,8 @@ pub(crate) struct Selection {
     pub namespaces: HashSet<u32>,
     pub relations: HashSet<u32>,
     pub whole_schemas: bool,
+    /// Tables whose rows are left out (`--exclude-table-data`).
+    pub no_data: HashSet<u32>,
     /// Tables to lock, quoted and qualified.
     pub lock_list: Vec<String>,
 }
@@ -199,10 +203,16 @@ pub(crate) async fn select(client: &Client, f: &Filters) -> Result<Selection> {
         .await
         .map_err(q)?;
     let lock_list = rows.iter().map(|r| r.get(0)).collect();
+    let no_data = if f.exclude_table_data.is_empty() {
+        HashSet::new()
+    } else {
+        match_tables(client, &f.exclude_table_data).await?
+    };
     Ok(Selection {
         namespaces,
         relations,
         whole_schemas,
+        no_data,
         lock_list,
     })
 }

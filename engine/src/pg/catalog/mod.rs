@@ -97,6 +97,8 @@ pub(crate) struct Cx<'a> {
     /// Whether non-table objects (functions, types…) are dumped at all (`-t` alone dumps
     /// only tables and what hangs off them, as pg_dump does).
     pub whole_schemas: bool,
+    /// Tables whose rows are not dumped (`--exclude-table-data`).
+    pub no_data: HashSet<u32>,
     /// Whether large objects are dumped: in whole-database dumps, as pg_dump does.
     pub large_objects: bool,
     /// Dependencies, object → the objects it needs, sub-objects mapped to their owners.
@@ -155,6 +157,7 @@ pub async fn read(
         namespaces: selection.namespaces,
         relations: selection.relations,
         whole_schemas: selection.whole_schemas,
+        no_data: selection.no_data,
         large_objects: selection.whole_schemas
             && filters.schemas.is_empty()
             && filters.exclude_schemas.is_empty(),

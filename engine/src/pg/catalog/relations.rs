@@ -198,7 +198,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                         .dep(key),
                     );
                 }
-                if relkind == 'r' {
+                if relkind == 'r' && !cx.no_data.contains(&oid) {
                     let copy_columns: Vec<String> = cols
                         .iter()
                         .filter(|c| c.generated.is_empty())
