@@ -148,7 +148,7 @@ enum DumpCommand {
     ///
     /// With --key-file, --passphrase-file or COFFER_PASSPHRASE the archive is encrypted.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
-    Pg(cmd::pg::DumpArgs),
+    Pg(Box<cmd::pg::DumpArgs>),
     /// Dump a Redis server: joins it as a replica and archives its RDB snapshot, each key
     /// with its raw value bytes, per database.
     ///
@@ -227,7 +227,7 @@ fn main() -> ExitCode {
             force,
         } => with_key(&|key| cmd::salvage::run(&file, &output, key, level, force)),
         Command::Dump(DumpCommand::Pg(args)) => {
-            keys.source().and_then(|key| cmd::pg::dump(args, key))
+            keys.source().and_then(|key| cmd::pg::dump(*args, key))
         }
         Command::Restore(RestoreCommand::Pg(args)) => {
             keys.source().and_then(|key| cmd::pg::restore(*args, key))
