@@ -69,6 +69,9 @@ pub struct DumpArgs {
     /// e.g. for big log tables); repeatable.
     #[arg(long = "exclude-table-data", value_name = "PATTERN")]
     pub exclude_table_data: Vec<String>,
+    /// Dump only the schema: no rows, no sequence values, no large objects.
+    #[arg(short = 's', long)]
+    pub schema_only: bool,
     /// Dump only schemas matching PATTERN; repeatable.
     #[arg(short = 'n', long = "schema", value_name = "PATTERN")]
     pub schemas: Vec<String>,
@@ -110,6 +113,7 @@ pub fn dump(args: DumpArgs, key: Option<KeySource>) -> Result<u8, CliError> {
             tables: patterns(&args.tables)?,
             exclude_tables: patterns(&args.exclude_tables)?,
             exclude_table_data: patterns(&args.exclude_table_data)?,
+            schema_only: args.schema_only,
             schemas: patterns(&args.schemas)?,
             exclude_schemas: patterns(&args.exclude_schemas)?,
         },

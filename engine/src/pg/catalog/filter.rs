@@ -97,6 +97,9 @@ pub struct Filters {
     pub exclude_schemas: Vec<Pattern>,
     /// `--exclude-table-data`: these tables' definitions are dumped, their rows not.
     pub exclude_table_data: Vec<Pattern>,
+    /// `-s`: the schema only: no rows, no sequence values, no large objects (pg_dump
+    /// leaves large objects out of a schema-only dump too).
+    pub schema_only: bool,
 }
 
 /// What the filters select in this database.

@@ -26,7 +26,7 @@ use tokio_postgres::types::ToSql;
 pub use filter::{Filters, Pattern};
 
 use super::session::sql_error;
-use super::toc::{CatalogKey, Object};
+use super::toc::{CatalogKey, Object, Section};
 use crate::error::Result;
 
 /// Catalog oids (fixed in every PostgreSQL release: they are bootstrap catalogs).
@@ -159,6 +159,7 @@ pub async fn read(
         whole_schemas: selection.whole_schemas,
         no_data: selection.no_data,
         large_objects: selection.whole_schemas
+            && !filters.schema_only
             && filters.schemas.is_empty()
             && filters.exclude_schemas.is_empty(),
         deps: HashMap::new(),
@@ -183,6 +184,12 @@ pub async fn read(
     };
     acl::load(&mut cx).await?;
     comments::load(&mut cx).await?;
+    let data_tables = if filters.schema_only {
+        cx.objects.retain(|o| o.section != Section::Data);
+        Vec::new()
+    } else {
+        data_tables
+    };
     Ok(Catalog {
         objects: cx.objects,
         data_tables,
