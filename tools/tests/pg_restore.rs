@@ -725,9 +725,10 @@ fn a_connection_dropped_mid_restore_is_reported_with_what_was_done() {
     let o = child.wait_with_output().unwrap();
     assert!(!o.status.success(), "{}", text(&o));
     let msg = text(&o);
-    // -j 1, largest first: app.child is the first unit, nothing was loaded before it
+    // -j 1, a data-only restore: app.parent first (app.child's foreign key refers to it),
+    // then app.child, cut off
     assert!(
-        msg.contains("app.child") && msg.contains("before the failure: data 0 of "),
+        msg.contains("app.child") && msg.contains("before the failure: data 1 of 2 units"),
         "{msg}"
     );
 }
@@ -824,4 +825,29 @@ fn a_schema_only_dump_restores_the_schema_and_no_rows() {
     assert_eq!(got.trim(), "0 0 1 false 0");
     let o = restore_test(&pg, &archive, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// A data-only restore into a schema that has its foreign keys already: a referencing
+/// table's rows wait for the rows they refer to, even when the referenced table is the
+/// smaller one (loaded last, largest first) and slow to commit (a statement trigger in the
+/// target holds its COPY for a second). Without that order, app.child's COPY would be
+/// checked against an app.parent that is still empty.
+#[test]
+fn a_data_only_restore_loads_referenced_tables_first() {
+    let pg = server_with_source();
+    pg.psql("postgres", "CREATE DATABASE dst;").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let o = restore(&pg, &archive, "dst", &["--schema-only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    pg.psql(
+        "dst",
+        "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN PERFORM pg_sleep(1); RETURN NULL; END$$;
+         CREATE TRIGGER slow AFTER INSERT ON app.parent FOR EACH STATEMENT EXECUTE FUNCTION public.slow();",
+    )
+    .unwrap();
+    let o = restore(&pg, &archive, "dst", &["--data-only", "-j", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(state(&pg, "dst"), state(&pg, "src"));
 }

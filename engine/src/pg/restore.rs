@@ -413,7 +413,11 @@ pub async fn restore(
         summary.phases.push(("pre-data", t.elapsed()));
     }
     let data = if opts.wants(Section::Data) {
-        let units = data_units(&pg, entries, &archive, &created)?;
+        let mut units = data_units(&pg, entries, &archive, &created)?;
+        if !opts.wants(Section::PostData) {
+            // a data-only restore: the target's foreign keys are checked as rows arrive
+            order_by_foreign_keys(&mut units, entries);
+        }
         summary.raw_bytes = units.iter().map(|u| u.bytes).sum();
         Some(Data { archive, units })
     } else {
@@ -761,6 +765,49 @@ pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptio
     Ok(())
 }
 
+/// When the target already has the foreign keys (a data-only restore), a table's rows
+/// must not arrive before the rows they refer to: each unit of a referencing table waits
+/// for the tables its keys refer to. (A full restore adds the keys after all data.) A
+/// self-reference imposes nothing; a cycle of keys is left to the scheduler, which takes
+/// the first unit when nothing else can start (as pg_restore, such data needs
+/// `--disable-triggers`).
+fn order_by_foreign_keys(units: &mut [DataUnit], entries: &[TocEntry]) {
+    let by_id: HashMap<u32, &TocEntry> = entries.iter().map(|e| (e.id, e)).collect();
+    // the referencing table of a key, by the qualified name its SQL alters
+    let table_of_data: HashMap<&str, u32> = entries
+        .iter()
+        .filter_map(|e| {
+            let d = e.data.as_ref()?;
+            let table = tables_of(e, &by_id).into_iter().next()?;
+            Some((d.qualified.as_str(), table))
+        })
+        .collect();
+    let mut refers: HashMap<u32, Vec<u32>> = HashMap::new();
+    for fk in entries.iter().filter(|e| e.kind == "FK CONSTRAINT") {
+        let Some(altered) = fk
+            .sql
+            .strip_prefix("ALTER TABLE ")
+            .map(|s| s.strip_prefix("ONLY ").unwrap_or(s))
+            .and_then(|s| s.split_once('\n'))
+            .map(|(q, _)| q)
+        else {
+            continue;
+        };
+        let Some(&child) = table_of_data.get(altered) else {
+            continue;
+        };
+        let parents = tables_of(fk, &by_id).into_iter().filter(|t| *t != child);
+        refers.entry(child).or_default().extend(parents);
+    }
+    for u in units.iter_mut() {
+        for t in &u.tables {
+            if let Some(parents) = refers.get(t) {
+                u.after.extend(parents);
+            }
+        }
+    }
+}
+
 /// One piece of data work.
 pub(super) struct DataUnit {
     pub(super) bytes: u64,
@@ -768,6 +815,10 @@ pub(super) struct DataUnit {
     /// The TOC ids the data entry depends on (its table): post-data entries on them wait
     /// for this unit.
     pub(super) tables: Vec<u32>,
+    /// Tables whose data must have loaded before this unit starts: those its table's
+    /// foreign keys refer to, when the keys may already be in the target
+    /// ([`order_by_foreign_keys`]).
+    pub(super) after: Vec<u32>,
     kind: DataKind,
 }
 
@@ -823,6 +874,7 @@ fn data_units(
                     bytes,
                     what: t.qualified.clone(),
                     tables: e.deps.clone(),
+                    after: Vec::new(),
                     kind: DataKind::Copy {
                         copy_sql: data.copy_sql("FROM STDIN"),
                         stream,
@@ -841,6 +893,7 @@ fn data_units(
                 bytes: lo.bytes,
                 what: format!("large object {oid}"),
                 tables: Vec::new(),
+                after: Vec::new(),
                 kind: DataKind::LargeObject {
                     oid,
                     stream: lo.stream,
@@ -851,6 +904,7 @@ fn data_units(
                 bytes: 0,
                 what: format!("{} {}", e.kind, e.name),
                 tables: Vec::new(),
+                after: Vec::new(),
                 kind: DataKind::Sql(e.sql.clone()),
             });
         }

@@ -204,7 +204,7 @@ pub(super) async fn run(
                     let r = run_entry(&client, &entry, &opts).await;
                     (task, client, r)
                 });
-            } else if let Some(unit) = queue.pop_front() {
+            } else if let Some(unit) = next_unit(&mut queue, &loading, running.is_empty()) {
                 let archive = archive.clone().expect("data units come with their archive");
                 running.insert(task, Running::Data(unit.tables.clone(), unit.bytes));
                 let progress = progress.clone();
@@ -278,6 +278,23 @@ pub(super) async fn run(
         timings.post_data = Some(post_started.map(|t| t.elapsed()).unwrap_or_default());
     }
     Ok(timings)
+}
+
+/// The first data unit (largest first) whose `after` tables have all loaded; with nothing
+/// running, the first one anyway (a cycle of foreign keys cannot be ordered).
+fn next_unit(
+    queue: &mut VecDeque<DataUnit>,
+    loading: &HashMap<u32, usize>,
+    nothing_runs: bool,
+) -> Option<DataUnit> {
+    let ready = queue
+        .iter()
+        .position(|u| u.after.iter().all(|t| !loading.contains_key(t)));
+    match ready {
+        Some(i) => queue.remove(i),
+        None if nothing_runs => queue.pop_front(),
+        None => None,
+    }
 }
 
 /// Whether `e` may run while other tables still load: an index build, or a constraint
