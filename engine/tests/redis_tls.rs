@@ -32,81 +32,49 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA (`{name}-ca.crt`) and a server certificate it signed for `localhost` only
 /// (`{name}.crt`, `{name}.key`).
 fn certificates(dir: &Path, name: &str) {
-    let ca_key = format!("{name}-ca.key");
-    let ca_crt = format!("{name}-ca.crt");
-    let (key, csr, crt) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.crt"),
-    );
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let (ca_key, ca_crt) = (format!("{name}-ca.key"), format!("{name}-ca.crt"));
     let mut a = vec!["req", "-x509", "-nodes", "-days", "2"];
-    a.extend(ec);
+    a.extend(EC_KEY);
     a.extend(["-keyout", &ca_key, "-out", &ca_crt, "-subj"]);
     let subj = format!("/CN=coffer test CA {name}");
     a.push(&subj);
     openssl(dir, &a);
-    let mut a = vec!["req", "-nodes"];
-    a.extend(ec);
-    a.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
-    openssl(dir, &a);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
+    signed(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_crt,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            &crt,
-        ],
+        name,
+        name,
+        "/CN=localhost",
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     );
 }
 
 /// A client certificate (`{name}.crt`, `{name}.key`) signed by `{ca}-ca.crt`.
 fn client_certificate(dir: &Path, ca: &str, name: &str) {
+    signed(
+        dir,
+        ca,
+        name,
+        &format!("/CN={name}"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    );
+}
+
+const EC_KEY: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
+/// A new key (`{name}.key`) and its certificate (`{name}.crt`) for `subject`, signed by
+/// `{ca}-ca.crt` with the X.509 extensions `ext`.
+fn signed(dir: &Path, ca: &str, name: &str, subject: &str, ext: &str) {
     let (key, csr, crt) = (
         format!("{name}.key"),
         format!("{name}.csr"),
         format!("{name}.crt"),
     );
-    let subj = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subj,
-        ],
-    );
-    std::fs::write(
-        dir.join("client-ext.cnf"),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
+    let mut a = vec!["req", "-nodes"];
+    a.extend(EC_KEY);
+    a.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(dir, &a);
+    let ext_file = format!("{name}-ext.cnf");
+    std::fs::write(dir.join(&ext_file), ext).unwrap();
     let (ca_crt, ca_key) = (format!("{ca}-ca.crt"), format!("{ca}-ca.key"));
     openssl(
         dir,
@@ -123,7 +91,7 @@ fn client_certificate(dir: &Path, ca: &str, name: &str) {
             "-days",
             "2",
             "-extfile",
-            "client-ext.cnf",
+            &ext_file,
             "-out",
             &crt,
         ],

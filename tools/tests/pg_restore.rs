@@ -66,12 +66,17 @@ fn server_with_source() -> PgServer {
 }
 
 fn dump(pg: &PgServer, dir: &Path) -> std::path::PathBuf {
-    let archive = dir.join("src.coffer");
-    let mut a: Vec<String> = vec!["dump".into(), "pg".into(), "-f".into(), s(&archive).into()];
+    dump_with(pg, &dir.join("src.coffer"), &[])
+}
+
+/// `coffer dump pg` of database src with `extra` options into `archive`, which must work.
+fn dump_with(pg: &PgServer, archive: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let mut a: Vec<String> = vec!["dump".into(), "pg".into(), "-f".into(), s(archive).into()];
+    a.extend(extra.iter().map(|x| x.to_string()));
     a.extend(conn(pg, "src"));
     let o = run(&a);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    archive
+    archive.to_path_buf()
 }
 
 #[test]
@@ -740,18 +745,11 @@ fn excluded_table_data_leaves_the_table_defined_and_empty() {
     let pg = server_with_source();
     pg.psql("postgres", "CREATE DATABASE dst;").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("nodata.coffer");
-    let mut a: Vec<String> = vec![
-        "dump".into(),
-        "pg".into(),
-        "--exclude-table-data".into(),
-        "app.child".into(),
-        "-f".into(),
-        s(&archive).into(),
-    ];
-    a.extend(conn(&pg, "src"));
-    let o = run(&a);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let archive = dump_with(
+        &pg,
+        &dir.path().join("nodata.coffer"),
+        &["--exclude-table-data", "app.child"],
+    );
     let o = restore(&pg, &archive, "dst", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let got = pg
@@ -779,17 +777,7 @@ fn a_schema_only_dump_restores_the_schema_and_no_rows() {
     .unwrap();
     pg.psql("postgres", "CREATE DATABASE dst;").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("schema.coffer");
-    let mut a: Vec<String> = vec![
-        "dump".into(),
-        "pg".into(),
-        "-s".into(),
-        "-f".into(),
-        s(&archive).into(),
-    ];
-    a.extend(conn(&pg, "src"));
-    let o = run(&a);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let archive = dump_with(&pg, &dir.path().join("schema.coffer"), &["-s"]);
     let o = restore(&pg, &archive, "dst", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let schema = |db: &str| {
