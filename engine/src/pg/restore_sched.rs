@@ -53,6 +53,11 @@ struct Done {
 }
 
 impl Done {
+    /// Every data unit has loaded (or there were none).
+    fn data_done(&self) -> bool {
+        self.data.0 == self.data.1
+    }
+
     fn note(&self, e: Error) -> Error {
         let mut parts = Vec::new();
         if self.data.1 > 0 {
@@ -76,6 +81,18 @@ impl Done {
         }
         e.note(format_args!("before the failure: {}", parts.join("; ")))
     }
+}
+
+/// A post-data entry waiting to run, with what the scheduler asks of it each time it
+/// looks (worked out once: a restore may have thousands of entries).
+struct Waiting<'e> {
+    entry: &'e TocEntry,
+    /// The tables it works on.
+    tables: Vec<u32>,
+    /// An index build (shares its table with other index builds).
+    shared: bool,
+    /// May start while other tables still load ([`may_start_early`]).
+    early: bool,
 }
 
 /// One running piece of work, as the scheduler tracks it.
@@ -108,7 +125,18 @@ pub(super) async fn run(
         Vec::new()
     };
     let post_ids: HashSet<u32> = owned.iter().map(|e| e.id).collect();
-    let mut pending: Vec<&TocEntry> = owned.iter().collect();
+    let mut pending: Vec<Waiting<'_>> = owned
+        .iter()
+        .map(|e| {
+            let tables = tables_of(e, &by_id);
+            Waiting {
+                entry: e,
+                early: may_start_early(e, &tables, &by_id),
+                shared: e.kind == "INDEX",
+                tables,
+            }
+        })
+        .collect();
     let (archive, mut queue) = match data {
         Some(d) => (Some(d.archive), VecDeque::from(d.units)),
         None => (None, VecDeque::new()),
@@ -120,7 +148,6 @@ pub(super) async fn run(
             *loading.entry(*t).or_default() += 1;
         }
     }
-    let mut data_left = queue.len();
     let mut tally = Done {
         data: (0, queue.len()),
         bytes: (0, queue.iter().map(|u| u.bytes).sum()),
@@ -129,8 +156,8 @@ pub(super) async fn run(
     let mut timings = Timings::default();
     let started = Instant::now();
     let mut post_started = None;
-    let mut early_done = 0u64;
-    let begin_post = |early: u64| {
+    // post-data entries done before it begins (while data loaded) are reported with it
+    let begin_post = |early: usize| {
         progress(Progress::Phase {
             name: "post-data",
             bytes: 0,
@@ -146,7 +173,7 @@ pub(super) async fn run(
             entries: 0,
         });
     }
-    if data_left == 0 {
+    if tally.data_done() {
         if archive.is_some() {
             timings.data = Some(started.elapsed());
         }
@@ -166,22 +193,20 @@ pub(super) async fn run(
     let mut tasks = JoinSet::new();
     loop {
         while !idle.is_empty() {
-            let ready = pending.iter().position(|e| {
-                let deps_done = e
+            let ready = pending.iter().position(|w| {
+                let deps_done = w
+                    .entry
                     .deps
                     .iter()
                     .all(|d| !post_ids.contains(d) || done.contains(d));
-                let tables = tables_of(e, &by_id);
-                let loaded = data_left == 0
-                    || (may_start_early(e, &tables, &by_id)
-                        && tables.iter().all(|t| !loading.contains_key(t)));
-                let shared = e.kind == "INDEX";
+                let loaded = tally.data_done()
+                    || (w.early && w.tables.iter().all(|t| !loading.contains_key(t)));
                 let conflict = running.values().any(|r| match r {
                     Running::Post {
                         tables: ts,
                         shared: s,
                         ..
-                    } => ts.iter().any(|t| tables.contains(t)) && !(shared && *s),
+                    } => ts.iter().any(|t| w.tables.contains(t)) && !(w.shared && *s),
                     Running::Data(..) => false,
                 });
                 deps_done && loaded && !conflict
@@ -190,16 +215,16 @@ pub(super) async fn run(
             let task = next_task;
             next_task += 1;
             if let Some(i) = ready {
-                let e = pending.remove(i);
+                let w = pending.remove(i);
                 running.insert(
                     task,
                     Running::Post {
-                        id: e.id,
-                        tables: tables_of(e, &by_id),
-                        shared: e.kind == "INDEX",
+                        id: w.entry.id,
+                        tables: w.tables,
+                        shared: w.shared,
                     },
                 );
-                let (entry, opts) = (e.clone(), opts.clone());
+                let (entry, opts) = (w.entry.clone(), opts.clone());
                 tasks.spawn(async move {
                     let r = run_entry(&client, &entry, &opts).await;
                     (task, client, r)
@@ -225,7 +250,7 @@ pub(super) async fn run(
             }
             // nothing can start and nothing runs (all data is in): dependencies outside
             // post-data, or a cycle; take the next entry in TOC order
-            let e = pending.remove(0);
+            let e = pending.remove(0).entry;
             let client = idle.last().expect("all idle");
             failures
                 .tolerate(opts, run_entry(client, e, opts).await)
@@ -254,11 +279,10 @@ pub(super) async fn run(
                         }
                     }
                 }
-                data_left -= 1;
-                if data_left == 0 {
+                if tally.data_done() {
                     timings.data = Some(started.elapsed());
                     if !owned.is_empty() {
-                        post_started = Some(begin_post(early_done));
+                        post_started = Some(begin_post(tally.post.0));
                     }
                 }
             }
@@ -267,8 +291,6 @@ pub(super) async fn run(
                 tally.post.0 += 1;
                 if post_started.is_some() {
                     progress(Progress::Entry);
-                } else {
-                    early_done += 1;
                 }
             }
             None => {}
