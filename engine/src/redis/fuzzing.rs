@@ -1,6 +1,7 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/`: each feeds arbitrary bytes to one
 //! parser or decoder of the Redis side. None of them may panic, whatever the input.
 
+use super::elements::{ValueDigester, value_digest};
 use super::rdb::{Event, RdbParser, decode_value};
 use super::record::KeyAssembler;
 use super::replica::{MarkMatcher, parse_preamble};
@@ -126,10 +127,31 @@ pub fn lzf(data: &[u8]) {
     }
 }
 
-/// The logical value decoder: the first byte is the type.
+/// The logical value decoder, the first byte being the type; and the streaming decoders on
+/// the same value.
 pub fn value(data: &[u8]) {
-    if let Some((&t, raw)) = data.split_first() {
-        let _ = decode_value(t % 32, raw, 12);
+    let Some((&t, raw)) = data.split_first() else {
+        return;
+    };
+    let t = t % 32;
+    let whole = decode_value(t, raw, 12);
+    // The streaming decoders (restore-test's big keys, restore's rebuilt collections), fed
+    // the same bytes in pieces, must not panic either, and must agree with the whole-value
+    // decoder whenever both accept the value.
+    let Some(mut streamed) = ValueDigester::new(t) else {
+        return;
+    };
+    let piece = usize::from(raw.first().copied().unwrap_or(0) % 17) + 1;
+    let digest = raw
+        .chunks(piece)
+        .try_for_each(|c| streamed.push(c))
+        .and_then(|()| streamed.finish());
+    if let (Ok(v), Ok(d)) = (&whole, &digest) {
+        assert_eq!(
+            value_digest(v).as_ref(),
+            Some(d),
+            "type {t}: the streamed digest differs from the whole value's"
+        );
     }
 }
 
