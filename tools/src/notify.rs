@@ -76,10 +76,13 @@ impl Notifier {
     }
 }
 
-/// The host part of a URL, for messages.
+/// The host part of a URL, for messages: no path, query or user and password.
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 #[cfg(test)]
@@ -97,6 +100,10 @@ mod tests {
         assert_eq!(
             host_of("https://hooks.slack.com/services/T/B/secret"),
             "hooks.slack.com"
+        );
+        assert_eq!(
+            host_of("https://bot:s3cret@alerts.example:8443/hook?k=v"),
+            "alerts.example:8443"
         );
     }
 }
