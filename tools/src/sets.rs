@@ -279,8 +279,21 @@ impl BackupDir {
                 format!("no backup set {id}: {}: {e}", path.display()),
             )
         })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| CliError::new(exit::BAD_INPUT, format!("{}: {e}", path.display())))
+        let record: SetRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| CliError::new(exit::BAD_INPUT, format!("{}: {e}", path.display())))?;
+        // as in list(): a record counts only for the set it is named after (a copy under
+        // another name would otherwise be written back over the set it names)
+        if record.id != id {
+            return Err(CliError::new(
+                exit::BAD_INPUT,
+                format!(
+                    "{} records set {}, not {id}: ignored",
+                    path.display(),
+                    record.id
+                ),
+            ));
+        }
+        Ok(record)
     }
 
     /// Writes a set record atomically (temporary file, fsync, rename, directory fsync).

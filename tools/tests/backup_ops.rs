@@ -129,6 +129,20 @@ fn prune_keeps_exactly_what_the_policy_says() {
     let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan.as_array().unwrap().len(), 92);
     std::fs::remove_file(h.dir.join("sets/copy of 20200101.json")).unwrap();
+    // nor under another set's id: pinning that id refuses it, and the set it names is
+    // not written over (unpinned still)
+    let named = h.dir.join("sets/20200101_020000.json");
+    let before = std::fs::read(&named).unwrap();
+    std::fs::copy(&named, h.dir.join("sets/20200102_030000.json")).unwrap();
+    let o = coffer_in(&h, &["pin", "20200102_030000"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("records set 20200101_020000"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&named).unwrap(), before);
+    std::fs::remove_file(h.dir.join("sets/20200102_030000.json")).unwrap();
 
     let o = coffer_in(&h, &["prune", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
