@@ -839,3 +839,24 @@ fn a_data_only_restore_loads_referenced_tables_first() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(state(&pg, "dst"), state(&pg, "src"));
 }
+
+/// A restore test whose server cannot be reached says so (exit 6), not "damaged" (exit 1):
+/// it is no verdict on the archive.
+#[test]
+fn restore_test_with_no_server_is_a_connect_error() {
+    let pg = server_with_source();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dump(&pg, dir.path());
+    let port = coffer_testkit::free_port().unwrap().to_string();
+    let o = run(&[
+        "restore-test".into(),
+        s(&archive).into(),
+        "-h".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port,
+        "-U".into(),
+        pg.user().into(),
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+}
