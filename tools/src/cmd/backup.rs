@@ -183,14 +183,7 @@ fn run_part(
         };
         let writer = ArchiveWriter::create(path, wopts).map_err(CliError::writing)?;
         let d = dump(writer)?;
-        // verify and hash side by side: the hash reads the file a little ahead of verify,
-        // whose reads then come from the page cache, so the disk is read once, not twice
-        let (report, hash) = std::thread::scope(|s| {
-            let hash = s.spawn(|| ops::hash_file(path));
-            let report = coffer_format::verify(path, key);
-            (report, hash.join().expect("hashing never panics"))
-        });
-        let report = report.map_err(|e| CliError::reading(path, e))?;
+        let (report, hash) = ops::verify_and_hash(path, key)?;
         if !report.is_intact() {
             return Err(CliError::new(
                 exit::DAMAGED,
@@ -201,7 +194,7 @@ fn run_part(
                 ),
             ));
         }
-        part.blake3 = Some(hash?);
+        part.blake3 = Some(hash);
         Ok(d)
     })();
     part.seconds = started.elapsed().as_secs_f64();

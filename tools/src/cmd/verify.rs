@@ -7,7 +7,7 @@ use std::path::Path;
 
 use coffer_format::{KeySource, VerifyReport};
 
-use super::ops::hash_file;
+use super::ops::verify_and_hash;
 use crate::error::CliError;
 use crate::sets::{BackupDir, SetRecord};
 use crate::{exit, human};
@@ -129,7 +129,7 @@ fn verify_set(record: &Path, key: Option<&KeySource>, json: bool) -> Result<u8, 
             problems.push(format!("{kind}: {} is missing", path.display()));
             continue;
         }
-        let hash = hash_file(&path)?;
+        let (report, hash) = verify_and_hash(&path, key)?;
         let hash_ok = part.blake3.as_deref() == Some(hash.as_str());
         if !hash_ok {
             problems.push(format!(
@@ -137,7 +137,6 @@ fn verify_set(record: &Path, key: Option<&KeySource>, json: bool) -> Result<u8, 
                 path.display()
             ));
         }
-        let report = coffer_format::verify(&path, key).map_err(|e| CliError::reading(&path, e))?;
         if !report.is_intact() {
             problems.push(format!(
                 "{kind}: {} is damaged ({} problems)",
