@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use clap::Args;
-use coffer_engine::pg::conn::{ConnectOptions, Env};
+use coffer_engine::pg::conn::{ConnectOptions, Env, ProcessEnv};
 use coffer_engine::pg::dump::DumpOptions;
 use coffer_engine::redis::dump::RedisDumpOptions;
 use coffer_engine::redis::replica::ReplicaOptions;
@@ -57,7 +57,7 @@ impl Env for ConfigEnv<'_> {
                 return Some(p.to_string());
             }
         }
-        std::env::var(name).ok()
+        ProcessEnv.var(name)
     }
 }
 
