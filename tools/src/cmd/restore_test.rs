@@ -407,19 +407,21 @@ pub fn run(args: RestoreTestArgs, keys: &KeyArgs) -> Result<u8, CliError> {
 
     let ops = Ops::open(&config, args.metrics_file.clone())?;
     let key = keys.source_or_config(&config)?;
-    let mut warnings = Vec::new();
-    let sets = ops.dir.list(&mut warnings)?;
-    for w in &warnings {
-        eprintln!("coffer: warning: {w}");
-    }
     let set = match &args.backup_set {
         Some(id) => ops.dir.read(id)?,
-        None => sets.iter().rev().find(|s| s.ok).cloned().ok_or_else(|| {
-            CliError::new(
-                exit::BAD_INPUT,
-                format!("no good backup set in {}", ops.dir.sets().display()),
-            )
-        })?,
+        None => {
+            let mut warnings = Vec::new();
+            let sets = ops.dir.list(&mut warnings)?;
+            for w in &warnings {
+                eprintln!("coffer: warning: {w}");
+            }
+            sets.into_iter().rev().find(|s| s.ok).ok_or_else(|| {
+                CliError::new(
+                    exit::BAD_INPUT,
+                    format!("no good backup set in {}", ops.dir.sets().display()),
+                )
+            })?
+        }
     };
     ops.log(&format!("restore test of set {} started", set.id));
     let at = Utc::now();
