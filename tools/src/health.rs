@@ -70,10 +70,11 @@ fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     format!("{h:.1} h ago")
 }
 
-/// Every check, in a fixed order. `sets` oldest first.
+/// Every check, in a fixed order. `sets` oldest first; `free_fraction` `Err` when the
+/// backup volume cannot be asked (BACKUP_DIR missing, unmounted).
 pub fn evaluate(
     sets: &[SetRecord],
-    free_fraction: f64,
+    free_fraction: Result<f64, String>,
     now: DateTime<Utc>,
     t: Thresholds,
 ) -> Vec<Finding> {
@@ -145,19 +146,26 @@ pub fn evaluate(
             "fewer than two good sets: no average to compare with".into(),
         ),
     });
-    out.push(finding(
-        "disk_space",
-        if free_fraction < t.min_free {
-            Level::Warning
-        } else {
-            Level::Ok
-        },
-        format!(
-            "{:.1} % of the backup volume is free (limit {:.0} %)",
-            free_fraction * 100.0,
-            t.min_free * 100.0
+    out.push(match free_fraction {
+        Ok(free) => finding(
+            "disk_space",
+            if free < t.min_free {
+                Level::Warning
+            } else {
+                Level::Ok
+            },
+            format!(
+                "{:.1} % of the backup volume is free (limit {:.0} %)",
+                free * 100.0,
+                t.min_free * 100.0
+            ),
         ),
-    ));
+        Err(why) => finding(
+            "disk_space",
+            Level::Critical,
+            format!("the backup volume cannot be read: {why}"),
+        ),
+    });
     let last_test = sets
         .iter()
         .flat_map(|s| s.restore_tests.iter().map(move |r| (s, r)))

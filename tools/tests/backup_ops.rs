@@ -357,6 +357,12 @@ fn status_exit_codes_for_each_alert() {
     let (code, doc) = status(&h, &["--min-free", &format!("{}", (f - 1.0).max(0.0))]);
     assert_eq!((code, level(&doc, "disk_space")), (0, "ok"), "{doc}");
 
+    // a BACKUP_DIR that is not there (unmounted): critical, not a failure of status
+    let h = history("");
+    std::fs::remove_dir_all(&h.dir).unwrap();
+    let (code, doc) = status(&h, &[]);
+    assert_eq!((code, level(&doc, "disk_space")), (2, "critical"), "{doc}");
+
     // size: today's set is 2.5 times the average
     let h = history("");
     for n in (1..=5).rev() {

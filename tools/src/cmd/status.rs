@@ -41,7 +41,8 @@ pub fn run(args: StatusArgs) -> Result<u8, CliError> {
     let ops = Ops::open(&config, args.metrics_file.clone())?;
     let mut warnings = Vec::new();
     let sets = ops.dir.list(&mut warnings)?;
-    let free = ops.dir.free_fraction()?;
+    // a missing or unmounted BACKUP_DIR is a finding, not a failure of status itself
+    let free = ops.dir.free_fraction().map_err(|e| e.message);
     let t = Thresholds {
         max_age: Duration::hours(args.max_age_hours.into()),
         size_deviation: f64::from(args.size_deviation) / 100.0,
