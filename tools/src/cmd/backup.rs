@@ -135,6 +135,15 @@ fn unasked_hint(e: CliError, config: &Config, key: &str) -> CliError {
     )
 }
 
+/// The archive file of a part of set `id`: `<db>_<id>.coffer` or `redis_<id>.coffer`, the
+/// same in `.incoming/<id>/` and once published.
+fn archive_name(kind: PartKind, source: &str, id: &str) -> String {
+    match kind {
+        PartKind::Postgres => format!("{}_{id}.coffer", file_stem(source)),
+        PartKind::Redis => format!("redis_{id}.coffer"),
+    }
+}
+
 /// A database name made safe for a file name.
 fn file_stem(name: &str) -> String {
     name.chars()
@@ -307,7 +316,7 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             }
         };
         let db = target.dbname().to_string();
-        let path = incoming.join(format!("{}_{id}.coffer", file_stem(&db)));
+        let path = incoming.join(archive_name(PartKind::Postgres, &db, &id));
         let opts = DumpOptions {
             jobs,
             ..DumpOptions::default()
@@ -337,7 +346,7 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             .clone()
             .expect("resolved when BACKUP_REDIS is on");
         let source = format!("{}:{}", server.host, server.port);
-        let path = incoming.join(format!("redis_{id}.coffer"));
+        let path = incoming.join(archive_name(PartKind::Redis, &source, &id));
         let opts = RedisDumpOptions {
             replica: server,
             ..RedisDumpOptions::default()
@@ -385,10 +394,7 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
             ));
             first_error.get_or_insert(e);
         } else {
-            let name = match kind {
-                PartKind::Postgres => format!("{}_{id}.coffer", file_stem(&part.source)),
-                PartKind::Redis => format!("redis_{id}.coffer"),
-            };
+            let name = archive_name(kind, &part.source, &id);
             let rel = format!("{}/{name}", kind.name());
             if let Err(e) = ops::publish(&incoming.join(&name), &dir.root.join(&rel)) {
                 // the record says what is on disk: nothing of this part
