@@ -502,7 +502,7 @@ fn backup(ops: &Ops, args: &BackupArgs, keys: &KeyArgs) -> Result<Result<u8, Cli
     });
     ops.notify(record.ok, &event, &summary);
     if record.ok && !args.no_prune {
-        if let Err(e) = super::prune::prune(ops, false) {
+        if let Err(e) = super::prune::prune(ops, false, false) {
             ops.log(&format!("prune after backup {id} failed: {}", e.message));
         }
     }

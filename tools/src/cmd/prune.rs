@@ -36,14 +36,10 @@ pub struct PinArgs {
 }
 
 /// Applies the retention policy (the caller holds the directory lock): deletes the sets it
-/// does not keep, and leftovers of backups that died mid-way. Returns every verdict.
-pub fn prune(ops: &Ops, dry_run: bool) -> Result<Vec<Verdict>, CliError> {
-    prune_printing(ops, dry_run, true)
-}
-
-/// [`prune`]; `say` prints the dry run's "would delete" lines (not with `--json`, whose
-/// standard output is the JSON).
-fn prune_printing(ops: &Ops, dry_run: bool, say: bool) -> Result<Vec<Verdict>, CliError> {
+/// does not keep, and leftovers of backups that died mid-way. Returns every verdict. `say`
+/// prints a dry run's "would delete" lines (not with `--json`, whose standard output is
+/// the JSON).
+pub fn prune(ops: &Ops, dry_run: bool, say: bool) -> Result<Vec<Verdict>, CliError> {
     let mut warnings = Vec::new();
     let sets = ops.dir.list(&mut warnings)?;
     for w in &warnings {
@@ -83,7 +79,7 @@ pub fn run(args: PruneArgs) -> Result<u8, CliError> {
     let (config, _) = args.config.load()?;
     let ops = Ops::open(&config, None)?;
     let _lock = ops.dir.lock()?;
-    let verdicts = prune_printing(&ops, args.dry_run, !args.json)?;
+    let verdicts = prune(&ops, args.dry_run, !args.json)?;
     if args.json {
         println!(
             "{}",
