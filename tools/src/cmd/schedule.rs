@@ -43,14 +43,15 @@ pub struct ScheduleArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// Week days: the name systemd takes, and cron's number.
 const DAYS: [(&str, &str); 7] = [
-    ("mon", "1"),
-    ("tue", "2"),
-    ("wed", "3"),
-    ("thu", "4"),
-    ("fri", "5"),
-    ("sat", "6"),
-    ("sun", "0"),
+    ("Mon", "1"),
+    ("Tue", "2"),
+    ("Wed", "3"),
+    ("Thu", "4"),
+    ("Fri", "5"),
+    ("Sat", "6"),
+    ("Sun", "0"),
 ];
 
 fn usage(msg: String) -> CliError {
@@ -77,7 +78,7 @@ fn weekly(s: &str) -> Result<(usize, u32, u32), CliError> {
     let d = day.to_ascii_lowercase();
     let i = DAYS
         .iter()
-        .position(|(n, _)| d.starts_with(n))
+        .position(|(n, _)| d.starts_with(&n.to_ascii_lowercase()))
         .ok_or_else(|| usage(format!("{day:?}: expected a day, Mon to Sun")))?;
     let (h, m) = clock(time.trim())?;
     Ok((i, h, m))
@@ -170,7 +171,7 @@ pub fn render(
                      WantedBy=timers.target\n"
                 )
             };
-            let day_name = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][day];
+            let day_name = DAYS[day].0;
             vec![
                 (
                     "coffer-backup.service".into(),
