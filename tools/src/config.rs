@@ -388,7 +388,7 @@ impl Config {
 
     /// A boolean key (already checked when loaded).
     pub fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("true" | "yes" | "1" | "on"))
+        self.get(name).and_then(boolean) == Some(true)
     }
 
     /// A numeric key (already checked when loaded); 0 when unset.
@@ -448,10 +448,7 @@ fn check(kind: Kind, v: &str) -> Result<(), &'static str> {
             .filter(|&p| p > 0)
             .map(drop)
             .ok_or("expected a port number (1-65535)"),
-        Kind::Bool => match v {
-            "true" | "false" | "yes" | "no" | "1" | "0" | "on" | "off" => Ok(()),
-            _ => Err("expected true or false"),
-        },
+        Kind::Bool => boolean(v).map(|_| ()).ok_or("expected true or false"),
         Kind::Url if !(v.starts_with("https://") || v.starts_with("http://")) => {
             Err("expected an http:// or https:// URL")
         }
@@ -583,6 +580,15 @@ fn value(s: &str) -> Result<String, String> {
         return Err(format!("unexpected text after the value: {rest:?}"));
     }
     Ok(out)
+}
+
+/// The words a boolean key takes, as the shell scripts it replaces accepted them.
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
