@@ -363,22 +363,18 @@ fn status_exit_codes_for_each_alert() {
     let (code, doc) = status(&h, &[]);
     assert_eq!((code, level(&doc, "disk_space")), (2, "critical"), "{doc}");
 
-    // size: today's set is 2.5 times the average
-    let h = history("");
-    for n in (1..=5).rev() {
-        add_set(&h, day(n), true, 1000, None);
-    }
-    add_set(&h, now - Duration::hours(1), true, 2500, Some((now, true)));
-    let (code, doc) = status(&h, &["--min-free", "0"]);
-    assert_eq!((code, level(&doc, "backup_size")), (1, "warning"), "{doc}");
-    // and shrinking by 60 % too
-    let h = history("");
-    for n in (1..=3).rev() {
-        add_set(&h, day(n), true, 1000, None);
-    }
-    add_set(&h, now - Duration::hours(1), true, 400, Some((now, true)));
-    let (code, doc) = status(&h, &["--min-free", "0"]);
-    assert_eq!((code, level(&doc, "backup_size")), (1, "warning"), "{doc}");
+    // size: today's set of `today` bytes after `earlier` nightly sets of 1000
+    let size_check = |earlier: i64, today: u64| {
+        let h = history("");
+        for n in (1..=earlier).rev() {
+            add_set(&h, day(n), true, 1000, None);
+        }
+        add_set(&h, now - Duration::hours(1), true, today, Some((now, true)));
+        let (code, doc) = status(&h, &["--min-free", "0"]);
+        assert_eq!((code, level(&doc, "backup_size")), (1, "warning"), "{doc}");
+    };
+    size_check(5, 2500); // 2.5 times the average
+    size_check(3, 400); // and shrinking by 60 % too
 
     // age: the last good backup finished 26 hours ago
     let h = history("");
