@@ -673,6 +673,33 @@ fn disable_triggers_loads_data_past_triggers() {
     let o = restore(&pg, &archive, "dst", &["--data-only", "--disable-triggers"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(state(&pg, "dst"), state(&pg, "src"));
+
+    // a login that is not a superuser may not turn triggers off: said before any row moves
+    pg.psql(
+        "dst",
+        "CREATE ROLE loader LOGIN; GRANT ALL ON SCHEMA app TO loader;
+         GRANT ALL ON ALL TABLES IN SCHEMA app TO loader; TRUNCATE app.child, app.parent;",
+    )
+    .unwrap();
+    let mut a: Vec<String> = vec![
+        "restore".into(),
+        "pg".into(),
+        s(&archive).into(),
+        "--data-only".into(),
+        "--disable-triggers".into(),
+    ];
+    a.extend(conn(&pg, "dst"));
+    let user = a.iter().position(|x| x == "-U").unwrap() + 1;
+    a[user] = "loader".into();
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(text(&o).contains("needs a superuser"), "{}", text(&o));
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM app.parent;")
+            .unwrap()
+            .trim(),
+        "0"
+    );
 }
 
 /// The server drops a restore connection while a table loads (`pg_terminate_backend`, as
