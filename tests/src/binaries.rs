@@ -101,6 +101,84 @@ fn newest_debian_bindir() -> Option<PathBuf> {
         .map(|(_, bindir)| bindir)
 }
 
+/// The directory `scripts/servers` installs the server version matrix into:
+/// `$COFFER_SERVERS`, else `/var/cache/coffer/servers` for root (the PostgreSQL
+/// servers then run as `nobody`, who must be able to read them), else
+/// `$XDG_CACHE_HOME/coffer/servers` or `~/.cache/coffer/servers`.
+pub fn servers_dir() -> PathBuf {
+    if let Some(dir) = env::var_os("COFFER_SERVERS") {
+        return PathBuf::from(dir);
+    }
+    if crate::run_as::is_root() {
+        return PathBuf::from("/var/cache/coffer/servers");
+    }
+    let cache = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    cache.join("coffer/servers")
+}
+
+/// The server programs of PostgreSQL `major` from the version matrix.
+pub(crate) fn pg_server_bindir(major: u32) -> Result<PathBuf, HarnessError> {
+    let dir = servers_dir().join(format!("pg/{major}/bin"));
+    if ["initdb", "postgres", "pg_ctl"]
+        .iter()
+        .all(|p| is_executable(&dir.join(p)))
+    {
+        Ok(dir)
+    } else {
+        Err(HarnessError::NotInstalled {
+            what: format!("PostgreSQL {major}"),
+            path: dir,
+        })
+    }
+}
+
+/// The PostgreSQL 18 client programs of the version matrix (psql, pg_dump,
+/// pg_restore, pg_isready): they talk to every supported server, and pg_dump 18
+/// is the test oracle for every major.
+pub(crate) fn pg_client_bindir() -> Result<PathBuf, HarnessError> {
+    let dir = servers_dir().join("pg-client/bin");
+    if ["psql", "pg_dump", "pg_restore", "pg_isready"]
+        .iter()
+        .all(|p| is_executable(&dir.join(p)))
+    {
+        Ok(dir)
+    } else {
+        Err(HarnessError::NotInstalled {
+            what: "the PostgreSQL 18 client programs".into(),
+            path: dir,
+        })
+    }
+}
+
+/// A Redis or Valkey server of the version matrix, by name: `"6.2"`, `"7.0"`
+/// (Debian's redis-server, found as [`redis_server`] finds it), `"8.2"` or
+/// `"valkey-9.1"`.
+pub fn redis_server_of(version: &str) -> Result<PathBuf, HarnessError> {
+    let program = match version {
+        "7.0" => return redis_server(),
+        "6.2" | "8.2" => "redis-server",
+        "valkey-9.1" => "valkey-server",
+        other => {
+            return Err(HarnessError::NotInstalled {
+                what: format!("Redis {other} (not in the version matrix)"),
+                path: servers_dir().join("redis"),
+            });
+        }
+    };
+    let path = servers_dir().join("redis").join(version).join(program);
+    if is_executable(&path) {
+        Ok(path)
+    } else {
+        Err(HarnessError::NotInstalled {
+            what: format!("Redis {version}"),
+            path,
+        })
+    }
+}
+
 /// Environment variable naming the `redis-server` binary to use instead of the
 /// discovered one.
 const REDIS_SERVER_ENV: &str = "COFFER_REDIS_SERVER";

@@ -19,6 +19,9 @@ pub enum HarnessError {
         package: &'static str,
         searched: String,
     },
+    /// A server of the version matrix is not installed.
+    #[error("{what} is not installed (expected under {}); run scripts/servers", path.display())]
+    NotInstalled { what: String, path: PathBuf },
     /// A server process exited or never became ready.
     #[error("{server} failed to start: {reason}\n--- last lines of {} ---\n{log_tail}", log.display())]
     StartFailed {

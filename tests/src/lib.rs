@@ -53,6 +53,14 @@
 //! and `redis-server` run as the current user.
 
 mod binaries;
+
+/// The PostgreSQL majors coffer supports, each tested through
+/// [`PgServerBuilder::major`].
+pub const PG_MAJORS: [u32; 6] = [13, 14, 15, 16, 17, 18];
+
+/// The Redis and Valkey servers coffer supports, each started by
+/// [`RedisServerBuilder::version`].
+pub const REDIS_VERSIONS: [&str; 4] = ["6.2", "7.0", "8.2", "valkey-9.1"];
 mod error;
 mod pg;
 mod ports;
@@ -60,7 +68,7 @@ mod process;
 mod redis;
 mod run_as;
 
-pub use binaries::redis_server as redis_server_binary;
+pub use binaries::{redis_server as redis_server_binary, redis_server_of, servers_dir};
 pub use error::HarnessError;
 pub use pg::{PgServer, PgServerBuilder};
 pub use ports::free_port;

@@ -35,6 +35,7 @@ const DEFAULT_SETTINGS: [(&str, &str); 4] = [
 #[must_use]
 pub struct PgServerBuilder {
     settings: Vec<(String, String)>,
+    major: Option<u32>,
 }
 
 impl PgServerBuilder {
@@ -48,9 +49,26 @@ impl PgServerBuilder {
         self
     }
 
+    /// A server of PostgreSQL `major` (13–18) from the version matrix
+    /// (`scripts/servers`), with the matrix's PostgreSQL 18 client programs, instead
+    /// of the discovered installation.
+    pub fn major(mut self, major: u32) -> Self {
+        self.major = Some(major);
+        self
+    }
+
     /// Creates a cluster in a new temporary directory and starts it.
     pub fn start(self) -> Result<PgServer, HarnessError> {
-        let bindir = binaries::pg_bindir()?;
+        let (bindir, client_bindir) = match self.major {
+            Some(major) => (
+                binaries::pg_server_bindir(major)?,
+                binaries::pg_client_bindir()?,
+            ),
+            None => {
+                let dir = binaries::pg_bindir()?;
+                (dir.clone(), dir)
+            }
+        };
         let run_as = RunAs::detect()?;
         let dir = tempfile::Builder::new()
             .prefix("coffer-pg-")
@@ -106,13 +124,14 @@ impl PgServerBuilder {
                 .arg(&data_dir)
                 .args(["-p", &port.to_string()]);
             let mut process = ServerProcess::spawn(postgres, &log_path, dir.path(), "QUIT")?;
-            let ready = process.wait_ready(START_TIMEOUT, || is_ready(&bindir, port));
+            let ready = process.wait_ready(START_TIMEOUT, || is_ready(&client_bindir, port));
             match ready {
                 Ok(()) => {
                     return Ok(PgServer {
                         process,
                         port,
                         bindir,
+                        client_bindir,
                         data_dir,
                         log_path,
                         run_as,
@@ -149,7 +168,11 @@ pub struct PgServer {
     // its directory is deleted.
     process: ServerProcess,
     port: u16,
+    /// The server programs (initdb, postgres, pg_ctl).
     bindir: PathBuf,
+    /// The client programs (psql, pg_dump, …): the server's own installation, or
+    /// the matrix's PostgreSQL 18 clients for a [`PgServerBuilder::major`] server.
+    client_bindir: PathBuf,
     data_dir: PathBuf,
     log_path: PathBuf,
     run_as: RunAs,
@@ -192,10 +215,11 @@ impl PgServer {
         format!("postgres://{SUPERUSER}@{HOST}:{}/{dbname}", self.port)
     }
 
-    /// The bin directory of the server's PostgreSQL version, so that tests
-    /// can use its own `pg_dump`, `pgbench`, ... as oracles.
+    /// The bin directory of the client programs tests use as oracles (`pg_dump`,
+    /// `pg_restore`, `psql`, `pgbench`…): the server's own for a discovered
+    /// installation, PostgreSQL 18's for a server of the version matrix.
     pub fn bindir(&self) -> &Path {
-        &self.bindir
+        &self.client_bindir
     }
 
     /// The cluster's data directory (`PGDATA`).
@@ -218,7 +242,7 @@ impl PgServer {
     /// and `PGUSER` pointing at this server and every other `PG*` variable
     /// of the test environment removed. Name the database with `-d`.
     pub fn client(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.bindir.join(program));
+        let mut cmd = Command::new(self.client_bindir.join(program));
         scrub_pg_env(&mut cmd);
         cmd.env("PGHOST", HOST)
             .env("PGPORT", self.port.to_string())

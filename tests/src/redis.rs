@@ -163,6 +163,7 @@ fn read_value(reader: &mut impl BufRead) -> Result<RespValue, HarnessError> {
 pub struct RedisServerBuilder {
     config: Vec<String>,
     password: Option<String>,
+    version: Option<String>,
 }
 
 impl RedisServerBuilder {
@@ -181,9 +182,19 @@ impl RedisServerBuilder {
         self
     }
 
+    /// A server of the version matrix ([`crate::REDIS_VERSIONS`]: `"6.2"`,
+    /// `"7.0"`, `"8.2"`, `"valkey-9.1"`) instead of the discovered redis-server.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
     /// Starts redis-server in a new temporary directory.
     pub fn start(self) -> Result<RedisServer, HarnessError> {
-        let binary = binaries::redis_server()?;
+        let binary = match &self.version {
+            Some(v) => binaries::redis_server_of(v)?,
+            None => binaries::redis_server()?,
+        };
         let mut dir = tempfile::Builder::new()
             .prefix("coffer-redis-")
             .tempdir()

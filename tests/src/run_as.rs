@@ -23,16 +23,15 @@ pub(crate) enum RunAs {
     },
 }
 
+/// Whether the effective uid is 0. The owner of /proc/self is the effective
+/// uid; reading it avoids an `unsafe` libc::geteuid call.
+pub(crate) fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 impl RunAs {
     pub(crate) fn detect() -> Result<Self, HarnessError> {
-        // The owner of /proc/self is the effective uid; reading it avoids
-        // an `unsafe` libc::geteuid call.
-        let euid = std::fs::metadata("/proc/self")
-            .map_err(HarnessError::io(
-                "reading /proc/self to find the effective uid",
-            ))?
-            .uid();
-        if euid != 0 {
+        if !is_root() {
             return Ok(Self::CurrentUser);
         }
         let (uid, gid) = nobody()?;

@@ -396,3 +396,39 @@ fn servers_outlive_no_killed_test_process() {
         );
     }
 }
+
+/// Every server of the version matrix (scripts/servers) starts and is the version it is
+/// named for; the PostgreSQL 18 clients talk to each PostgreSQL.
+#[test]
+fn every_server_of_the_version_matrix_starts_and_is_its_version() {
+    for major in coffer_testkit::PG_MAJORS {
+        let pg = PgServer::builder().major(major).start().unwrap();
+        let num: u32 = pg
+            .psql("postgres", "SHOW server_version_num")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(num / 10000, major, "PostgreSQL {major}");
+        let dump = pg.client("pg_dump").arg("--version").output().unwrap();
+        assert!(String::from_utf8_lossy(&dump.stdout).contains("pg_dump (PostgreSQL) 18"));
+    }
+    for version in coffer_testkit::REDIS_VERSIONS {
+        let redis = RedisServer::builder().version(version).start().unwrap();
+        let RespValue::Bulk(info) = redis.command(&[b"INFO", b"server"]).unwrap() else {
+            panic!("INFO of Redis {version}");
+        };
+        let info = String::from_utf8_lossy(&info);
+        let (field, number) = match version.strip_prefix("valkey-") {
+            Some(n) => ("valkey_version:", n),
+            None => ("redis_version:", version),
+        };
+        let line = info
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("{version}: no {field} in INFO:\n{info}"));
+        assert!(
+            line[field.len()..].starts_with(&format!("{number}.")),
+            "{version}: {line}"
+        );
+    }
+}
