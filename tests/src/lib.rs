@@ -29,7 +29,7 @@
 //! else the directory `initdb` on `$PATH` really lives in, else
 //! `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin` (where
 //! Debian keeps them, off `$PATH`). The directory must hold the server *and*
-//! client programs, so [`PgServer::bindir`] offers a `pg_dump`/`psql` of the
+//! client programs, so [`PgServer::client_bindir`] offers a `pg_dump`/`psql` of the
 //! server's own version as test oracles. Redis: `redis-server` on `$PATH`.
 //! `scripts/test` installs both on Debian when missing.
 //!
@@ -62,6 +62,7 @@ pub const PG_MAJORS: [u32; 6] = [13, 14, 15, 16, 17, 18];
 /// [`RedisServerBuilder::version`].
 pub const REDIS_VERSIONS: [&str; 4] = ["6.2", "7.0", "8.2", "valkey-9.1"];
 mod error;
+pub mod oracle;
 mod pg;
 mod ports;
 mod process;

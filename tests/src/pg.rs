@@ -218,7 +218,7 @@ impl PgServer {
     /// The bin directory of the client programs tests use as oracles (`pg_dump`,
     /// `pg_restore`, `psql`, `pgbench`…): the server's own for a discovered
     /// installation, PostgreSQL 18's for a server of the version matrix.
-    pub fn bindir(&self) -> &Path {
+    pub fn client_bindir(&self) -> &Path {
         &self.client_bindir
     }
 
@@ -238,7 +238,7 @@ impl PgServer {
     }
 
     /// A command running client program `program` (`psql`, `pg_dump`,
-    /// `pgbench`, ...) from [`bindir`](Self::bindir), with `PGHOST`, `PGPORT`
+    /// `pgbench`, ...) from [`client_bindir`](Self::client_bindir), with `PGHOST`, `PGPORT`
     /// and `PGUSER` pointing at this server and every other `PG*` variable
     /// of the test environment removed. Name the database with `-d`.
     pub fn client(&self, program: &str) -> Command {

@@ -116,7 +116,7 @@ fn two_postgres_servers_run_side_by_side() -> Result<(), HarnessError> {
     assert!(String::from_utf8_lossy(&dump.stdout).contains("CREATE TABLE public.item"));
 
     // The unix socket works too.
-    let via_socket = Command::new(a.bindir().join("psql"))
+    let via_socket = Command::new(a.client_bindir().join("psql"))
         .args([
             "-X",
             "-A",

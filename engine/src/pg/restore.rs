@@ -192,8 +192,7 @@ fn into_schema(entries: Vec<TocEntry>, target: &str) -> Result<Vec<TocEntry>> {
                 .map_or(d.qualified.as_str(), |(_, t)| t);
             renames.push((d.qualified.clone(), format!("{quoted}.{table}")));
         }
-        if e.kind == "TABLE" && (e.sql.contains(" PARTITION OF ") || e.sql.contains("\nINHERITS ("))
-        {
+        if e.kind == "TABLE ATTACH" || (e.kind == "TABLE" && e.sql.contains("\nINHERITS (")) {
             return Err(Error::new(
                 ErrorKind::Usage,
                 format!(
@@ -750,6 +749,11 @@ pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptio
             .batch_execute(sql)
             .await
             .map_err(|err| sql_error(err, &what()))?;
+        if let Some(role) = opts.role.as_deref().filter(|_| e.kind == "ACL") {
+            // a grant replayed as its grantor ends with RESET SESSION AUTHORIZATION,
+            // which also undoes --role's SET ROLE
+            set_role(client, role).await?;
+        }
     }
     if let Some(o) = owner {
         client.batch_execute(o).await.map_err(|err| {

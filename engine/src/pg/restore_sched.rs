@@ -265,8 +265,18 @@ pub(super) async fn run(
         };
         let (task, client, r) =
             joined.map_err(|e| Error::new(ErrorKind::Io, format!("a restore task failed: {e}")))?;
+        let failed = r.is_err();
         failures.tolerate(opts, r).map_err(|e| tally.note(e))?;
-        idle.push(client);
+        idle.push(if failed {
+            // a failed COPY can leave the session out of step with the server
+            // (tokio-postgres sends a second Sync with a COPY the server refuses before
+            // it starts: rust-postgres issue 789), so carrying on past a failure gets a
+            // fresh session rather than risking every later entry on this one
+            drop(client);
+            Arc::new(session(target, opts).await.map_err(|e| tally.note(e))?)
+        } else {
+            client
+        });
         match running.remove(&task) {
             Some(Running::Data(tables, bytes)) => {
                 tally.data.0 += 1;

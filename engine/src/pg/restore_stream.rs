@@ -137,12 +137,22 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                                 .await
                                 .map_err(|err| {
                                     sql_error(err, &format!("loading {}", data.qualified))
-                                })?;
-                            summary.tables += 1;
-                            Open::Copy {
-                                client,
-                                sink: Box::pin(sink),
-                                what: data.qualified.clone(),
+                                });
+                            match sink {
+                                Ok(sink) => {
+                                    summary.tables += 1;
+                                    Open::Copy {
+                                        client,
+                                        sink: Box::pin(sink),
+                                        what: data.qualified.clone(),
+                                    }
+                                }
+                                Err(err) => {
+                                    // the session is dropped, not reused: see
+                                    // restore_sched on a COPY the server refused
+                                    failures.tolerate(opts, Err(err))?;
+                                    Open::Skipped
+                                }
                             }
                         } else if let Some(oid) = e.large_object {
                             Open::LargeObject { client, oid }
@@ -167,9 +177,15 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                 });
                 match open.get_mut(&stream) {
                     Some(Open::Copy { sink, what, .. }) => {
-                        sink.send(Bytes::from(bytes))
+                        let sent = sink
+                            .send(Bytes::from(bytes))
                             .await
-                            .map_err(|e| sql_error(e, &format!("loading {what}")))?;
+                            .map_err(|e| sql_error(e, &format!("loading {what}")));
+                        if sent.is_err() {
+                            // the rest of this stream is skipped and its session dropped
+                            open.insert(stream, Open::Skipped);
+                            failures.tolerate(opts, sent)?;
+                        }
                     }
                     Some(Open::LargeObject { client, oid }) => {
                         let offset = i64::try_from(raw_offset).unwrap_or(i64::MAX);
@@ -190,12 +206,16 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                     mut sink,
                     what,
                 }) => {
-                    sink.as_mut()
+                    let finished = sink
+                        .as_mut()
                         .finish()
                         .await
-                        .map_err(|e| sql_error(e, &format!("loading {what}")))?;
-                    loaded_streams += 1;
-                    idle.push(client);
+                        .map_err(|e| sql_error(e, &format!("loading {what}")));
+                    if finished.is_ok() {
+                        loaded_streams += 1;
+                        idle.push(client);
+                    }
+                    failures.tolerate(opts, finished.map(drop))?;
                 }
                 Some(Open::LargeObject { client, .. }) => {
                     loaded_streams += 1;

@@ -158,3 +158,13 @@ fn header(e: &TocEntry) -> String {
         clean(e.owner.as_deref().unwrap_or("-"))
     )
 }
+
+/// `DO $tag$ body $tag$;` with a dollar-quote tag that does not occur in `body`, so that no
+/// name inside it can end the quoting.
+pub(crate) fn do_block(body: &str) -> String {
+    let tag = (0u32..)
+        .map(|n| format!("$c{n}$"))
+        .find(|t| !body.contains(t.as_str()))
+        .expect("some tag is not in the body");
+    format!("DO {tag}{body}{tag};")
+}

@@ -176,6 +176,28 @@ impl Object {
     }
 }
 
+/// Whether an object of `kind` defines its catalog key. The others are attached to the
+/// object that does (its comment, privileges, data, sequence value, ownership link,
+/// partition or index attachment) and share its key, so that they follow it.
+pub(crate) fn defines(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "COMMENT"
+            | "SECURITY LABEL"
+            | "ACL"
+            | "TABLE DATA"
+            | "SEQUENCE SET"
+            | "SEQUENCE OWNED BY"
+            | "TABLE ATTACH"
+            | "INDEX ATTACH"
+            | "INDEX SETTINGS"
+            | "LARGE OBJECT DATA"
+            | "STATISTICS DATA"
+            | "ROW SECURITY"
+            | "MATERIALIZED VIEW DATA"
+    )
+}
+
 /// Kind priority inside a section, as pg_dump orders object types (pg_dump_sort.c): the
 /// tie-breaker of the dependency sort, so unrelated objects come out in a familiar order.
 fn priority(kind: &str) -> u32 {
@@ -236,19 +258,14 @@ fn priority(kind: &str) -> u32 {
 /// remaining object, and reported.
 pub fn build(objects: Vec<Object>) -> (Vec<TocEntry>, Vec<String>) {
     let mut warnings = Vec::new();
-    // several objects can share a catalog key (a table and its data, an object and its
-    // comment): a dependency on a key means on the defining (first, lowest-section) one
+    // several objects share a catalog key (a table and its data, an object and its
+    // comment): a dependency on a key means on the object that defines it, never on
+    // what is attached to it, wherever either lands
     let mut by_key: HashMap<CatalogKey, usize> = HashMap::new();
     for (i, o) in objects.iter().enumerate() {
-        by_key
-            .entry(o.key)
-            .and_modify(|j| {
-                if (o.section, priority(o.kind)) < (objects[*j].section, priority(objects[*j].kind))
-                {
-                    *j = i;
-                }
-            })
-            .or_insert(i);
+        if defines(o.kind) {
+            by_key.entry(o.key).or_insert(i);
+        }
     }
     let n = objects.len();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod pg;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 

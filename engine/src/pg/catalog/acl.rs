@@ -5,64 +5,126 @@
 use std::collections::BTreeMap;
 
 use super::Cx;
-use super::class::PG_DEFAULT_ACL;
+use super::class::{PG_DEFAULT_ACL, PG_EXTENSION};
 use crate::error::Result;
 use crate::pg::toc::{CatalogKey, Object, Section};
 
-/// One object's privileges: `(class, oid, GRANT target kind, SQL target, acl, baseline)`,
-/// listed by SQL so that `aclexplode` does the parsing.
-const OBJECTS: &str = "
-    SELECT 'pg_class'::regclass::oid AS class, c.oid, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
-           format('%I.%I', n.nspname, c.relname) AS target, NULL::text AS col, c.relacl AS acl,
-           acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner) AS dflt, n.nspname AS schema, c.relname AS name
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1) AND c.relacl IS NOT NULL
-    UNION ALL
-    SELECT 'pg_class'::regclass::oid, c.oid, 'TABLE', format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), a.attacl,
-           NULL::aclitem[], n.nspname, c.relname || '.' || a.attname
-      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = ANY($1) AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL
-    SELECT 'pg_namespace'::regclass::oid, n.oid, 'SCHEMA', quote_ident(n.nspname), NULL, n.nspacl,
-           COALESCE((SELECT i.initprivs FROM pg_init_privs i WHERE i.classoid = 'pg_namespace'::regclass AND i.objoid = n.oid),
-                    acldefault('n', n.nspowner)), NULL, n.nspname
-      FROM pg_namespace n WHERE n.oid = ANY($2) AND n.nspacl IS NOT NULL AND $3
-    UNION ALL
-    SELECT 'pg_proc'::regclass::oid, p.oid, CASE WHEN p.prokind = 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
-           format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL, p.proacl,
-           acldefault('f', p.proowner), n.nspname, p.proname
-      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE p.pronamespace = ANY($2) AND p.proacl IS NOT NULL AND $3
-       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
-    UNION ALL
-    SELECT 'pg_type'::regclass::oid, t.oid, CASE WHEN t.typtype = 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-           format('%I.%I', n.nspname, t.typname), NULL, t.typacl, acldefault('T', t.typowner), n.nspname, t.typname
-      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-     WHERE t.typnamespace = ANY($2) AND t.typacl IS NOT NULL AND $3
-       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass AND e.objid = t.oid AND e.deptype = 'e')
-    UNION ALL
-    SELECT 'pg_largeobject'::regclass::oid, l.oid, 'LARGE OBJECT', l.oid::text, NULL, l.lomacl, acldefault('L', l.lomowner), NULL, l.oid::text
-      FROM pg_largeobject_metadata l WHERE l.lomacl IS NOT NULL AND $4
-    UNION ALL
-    SELECT 'pg_foreign_server'::regclass::oid, s.oid, 'FOREIGN SERVER', quote_ident(s.srvname), NULL, s.srvacl, acldefault('S', s.srvowner), NULL, s.srvname
-      FROM pg_foreign_server s WHERE s.oid >= 16384 AND s.srvacl IS NOT NULL AND $3
-    UNION ALL
-    SELECT 'pg_foreign_data_wrapper'::regclass::oid, w.oid, 'FOREIGN DATA WRAPPER', quote_ident(w.fdwname), NULL, w.fdwacl, acldefault('F', w.fdwowner), NULL, w.fdwname
-      FROM pg_foreign_data_wrapper w WHERE w.oid >= 16384 AND w.fdwacl IS NOT NULL AND $3";
+/// The extension an object belongs to, or NULL.
+fn member_of(class: &str, oid: &str) -> String {
+    format!(
+        "(SELECT e.refobjid FROM pg_depend e WHERE e.classid = '{class}'::regclass AND e.objid = {oid} AND e.refclassid = 'pg_extension'::regclass AND e.deptype = 'e')"
+    )
+}
+
+/// The privileges an object starts with: those its extension's script or initdb gave it
+/// (`pg_init_privs`), else the built-in defaults for its owner (`acldefault`).
+fn baseline(class: &str, oid: &str, acltype: &str, owner: &str) -> String {
+    format!(
+        "COALESCE((SELECT i.initprivs FROM pg_init_privs i WHERE i.classoid = '{class}'::regclass AND i.objoid = {oid} AND i.objsubid = 0), acldefault({acltype}, {owner}))"
+    )
+}
+
+/// One object's privileges: `(class, oid, GRANT target kind, SQL target, column, acl,
+/// baseline, schema, name, owner, extension)`, listed by SQL so that `aclexplode` does the
+/// parsing. An object of an extension is listed when the dump holds the extension (a
+/// whole-database dump): its privileges are compared with what the extension's script
+/// gave it (pg_init_privs), so only the user's changes are replayed, after CREATE
+/// EXTENSION (as pg_dump does).
+fn objects() -> String {
+    let class_member = member_of("pg_class", "c.oid");
+    let proc_member = member_of("pg_proc", "p.oid");
+    let type_member = member_of("pg_type", "t.oid");
+    let ns_member = member_of("pg_namespace", "n.oid");
+    let lang_member = member_of("pg_language", "l.oid");
+    let fdw_member = member_of("pg_foreign_data_wrapper", "w.oid");
+    let srv_member = member_of("pg_foreign_server", "s.oid");
+    let class_base = baseline(
+        "pg_class",
+        "c.oid",
+        "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\"",
+        "c.relowner",
+    );
+    let ns_base = baseline("pg_namespace", "n.oid", "'n'", "n.nspowner");
+    let proc_base = baseline("pg_proc", "p.oid", "'f'", "p.proowner");
+    let type_base = baseline("pg_type", "t.oid", "'T'", "t.typowner");
+    let lang_base = baseline("pg_language", "l.oid", "'l'", "l.lanowner");
+    let srv_base = baseline("pg_foreign_server", "s.oid", "'S'", "s.srvowner");
+    let fdw_base = baseline("pg_foreign_data_wrapper", "w.oid", "'F'", "w.fdwowner");
+    format!(
+        "SELECT 'pg_class'::regclass::oid AS class, c.oid, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
+                format('%I.%I', n.nspname, c.relname) AS target, NULL::text AS col, c.relacl AS acl,
+                {class_base} AS dflt, n.nspname AS schema, c.relname AS name, c.relowner AS owner,
+                {class_member} AS extension
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+            AND (c.oid = ANY($1) OR ($3 AND {class_member} IS NOT NULL))
+         UNION ALL
+         SELECT 'pg_class'::regclass::oid, c.oid, 'TABLE', format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), a.attacl,
+                (SELECT i.initprivs FROM pg_init_privs i WHERE i.classoid = 'pg_class'::regclass AND i.objoid = c.oid AND i.objsubid = a.attnum),
+                n.nspname, c.relname || '.' || a.attname, c.relowner, {class_member}
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE (c.oid = ANY($1) OR ($3 AND {class_member} IS NOT NULL)) AND a.attnum > 0 AND NOT a.attisdropped
+         UNION ALL
+         SELECT 'pg_namespace'::regclass::oid, n.oid, 'SCHEMA', quote_ident(n.nspname), NULL, n.nspacl,
+                {ns_base}, NULL, n.nspname, n.nspowner, {ns_member}
+           FROM pg_namespace n WHERE $3 AND (n.oid = ANY($2) OR {ns_member} IS NOT NULL)
+         UNION ALL
+         SELECT 'pg_proc'::regclass::oid, p.oid, CASE WHEN p.prokind = 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL, p.proacl,
+                {proc_base}, n.nspname, p.proname, p.proowner, {proc_member}
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE $3 AND ((p.pronamespace = ANY($2) AND {proc_member} IS NULL) OR {proc_member} IS NOT NULL)
+         UNION ALL
+         SELECT 'pg_type'::regclass::oid, t.oid, CASE WHEN t.typtype = 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                format('%I.%I', n.nspname, t.typname), NULL, t.typacl, {type_base}, n.nspname, t.typname, t.typowner, {type_member}
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+          WHERE $3 AND ((t.typnamespace = ANY($2) AND {type_member} IS NULL) OR {type_member} IS NOT NULL)
+            AND NOT (t.typcategory = 'A' AND t.typelem <> 0)
+            AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+         UNION ALL
+         SELECT 'pg_largeobject'::regclass::oid, l.oid, 'LARGE OBJECT', l.oid::text, NULL, l.lomacl, acldefault('L', l.lomowner),
+                NULL, l.oid::text, l.lomowner, NULL
+           FROM pg_largeobject_metadata l WHERE l.lomacl IS NOT NULL AND $4
+         UNION ALL
+         SELECT 'pg_language'::regclass::oid, l.oid, 'LANGUAGE', quote_ident(l.lanname), NULL, l.lanacl, {lang_base},
+                NULL, l.lanname, l.lanowner, {lang_member}
+           FROM pg_language l WHERE $3 AND l.lanispl
+         UNION ALL
+         SELECT 'pg_foreign_server'::regclass::oid, s.oid, 'FOREIGN SERVER', quote_ident(s.srvname), NULL, s.srvacl, {srv_base},
+                NULL, s.srvname, s.srvowner, {srv_member}
+           FROM pg_foreign_server s WHERE s.oid >= 16384 AND $3
+         UNION ALL
+         SELECT 'pg_foreign_data_wrapper'::regclass::oid, w.oid, 'FOREIGN DATA WRAPPER', quote_ident(w.fdwname), NULL, w.fdwacl, {fdw_base},
+                NULL, w.fdwname, w.fdwowner, {fdw_member}
+           FROM pg_foreign_data_wrapper w WHERE w.oid >= 16384 AND $3"
+    )
+}
 
 pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
+    // each difference between an object's privileges and its baseline, with its grantor:
+    // REVOKE what the baseline has and the object has not, GRANT what it has beyond it
+    // (grants in the order of the ACL, so that a grant option is given before a grant
+    // made through it)
     let sql = format!(
-        "WITH o AS ({OBJECTS})
+        "WITH o AS ({})
          SELECT o.class, o.oid, o.kind, o.target, o.col, o.schema, o.name, x.action,
                 CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END,
-                x.privilege_type, x.is_grantable
+                x.privilege_type, x.is_grantable,
+                CASE WHEN x.grantor <> o.owner THEN quote_ident(pg_get_userbyid(x.grantor)) END,
+                o.extension
          FROM o, LATERAL (
-             (SELECT 'REVOKE' AS action, d.grantee, d.privilege_type, d.is_grantable FROM aclexplode(NULLIF(o.dflt, '{{}}')) d
-              EXCEPT SELECT 'REVOKE', a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(NULLIF(o.acl, '{{}}')) a)
+             SELECT 'REVOKE' AS action, d.grantor, d.grantee, d.privilege_type, d.is_grantable, 0::int8 AS n
+               FROM aclexplode(NULLIF(o.dflt, '{{}}')) d
+              WHERE NOT EXISTS (SELECT 1 FROM aclexplode(NULLIF(COALESCE(o.acl, o.dflt), '{{}}')) a
+                                 WHERE (a.grantor, a.grantee, a.privilege_type, a.is_grantable) = (d.grantor, d.grantee, d.privilege_type, d.is_grantable))
              UNION ALL
-             (SELECT 'GRANT', a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(NULLIF(o.acl, '{{}}')) a
-              EXCEPT SELECT 'GRANT', d.grantee, d.privilege_type, d.is_grantable FROM aclexplode(NULLIF(o.dflt, '{{}}')) d)
+             SELECT 'GRANT', a.grantor, a.grantee, a.privilege_type, a.is_grantable, a.n
+               FROM aclexplode(NULLIF(COALESCE(o.acl, o.dflt), '{{}}')) WITH ORDINALITY AS a(grantor, grantee, privilege_type, is_grantable, n)
+              WHERE NOT EXISTS (SELECT 1 FROM aclexplode(NULLIF(o.dflt, '{{}}')) d
+                                 WHERE (d.grantor, d.grantee, d.privilege_type, d.is_grantable) = (a.grantor, a.grantee, a.privilege_type, a.is_grantable))
          ) x
-         ORDER BY o.schema, o.name, o.class, o.oid, o.col NULLS FIRST, x.action DESC, 9, 10"
+         ORDER BY o.schema, o.name, o.class, o.oid, o.col NULLS FIRST, x.action DESC, x.grantor <> o.owner, x.n, 9, 10",
+        objects()
     );
     let rels = cx.rel_array();
     let ns = cx.ns_array();
@@ -80,17 +142,21 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
                 col: col.clone(),
                 name: r.get(6),
                 schema: r.get(5),
+                extension: r.get(12),
                 statements: Vec::new(),
             });
         }
         let obj = objects.last_mut().expect("just pushed");
         let (action, grantee, grantable): (String, String, bool) = (r.get(7), r.get(8), r.get(10));
         let privilege: String = r.get(9);
-        match obj
-            .statements
-            .iter_mut()
-            .find(|s| s.action == action && s.grantee == grantee && s.grantable == grantable)
-        {
+        let grantor: Option<String> = r.get(11);
+        let same = |s: &&mut Statement| {
+            s.action == action
+                && s.grantee == grantee
+                && s.grantable == grantable
+                && s.grantor == grantor
+        };
+        match obj.statements.iter_mut().find(same) {
             Some(s) => s.privileges.push(privilege),
             None => obj.statements.push(Statement {
                 action,
@@ -98,6 +164,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
                 target: r.get(3),
                 grantee,
                 grantable,
+                grantor,
                 privileges: vec![privilege],
             }),
         }
@@ -110,6 +177,10 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
             .collect();
         let mut o =
             Object::new(obj.key, Section::Acl, "ACL", obj.name, sql.join("\n")).dep(obj.key);
+        if let Some(ext) = obj.extension {
+            // the object itself comes with CREATE EXTENSION
+            o = o.dep((PG_EXTENSION, ext));
+        }
         o.schema = obj.schema;
         cx.objects.push(o);
     }
@@ -125,16 +196,21 @@ struct AclObject {
     col: Option<String>,
     name: String,
     schema: Option<String>,
+    /// The extension the object belongs to, if it does.
+    extension: Option<u32>,
     statements: Vec<Statement>,
 }
 
-/// One GRANT or REVOKE: the privileges given to or taken from one grantee.
+/// One GRANT or REVOKE: the privileges given to or taken from one grantee by one grantor.
 struct Statement {
     action: String,
     kind: String,
     target: String,
     grantee: String,
     grantable: bool,
+    /// Quoted, when it is not the object's owner: a grant made through WITH GRANT
+    /// OPTION is replayed as its grantor.
+    grantor: Option<String>,
     privileges: Vec<String>,
 }
 
@@ -150,7 +226,7 @@ impl Statement {
             None => self.privileges.join(","),
         };
         let (kind, target, grantee) = (&self.kind, &self.target, &self.grantee);
-        if self.action == "GRANT" {
+        let sql = if self.action == "GRANT" {
             let with = if self.grantable {
                 " WITH GRANT OPTION"
             } else {
@@ -159,6 +235,13 @@ impl Statement {
             format!("GRANT {privs} ON {kind} {target} TO {grantee}{with};")
         } else {
             format!("REVOKE {privs} ON {kind} {target} FROM {grantee};")
+        };
+        match &self.grantor {
+            // as pg_dump does: a privilege's grantor is whoever runs the GRANT
+            Some(g) => {
+                format!("SET SESSION AUTHORIZATION {g};\n{sql}\nRESET SESSION AUTHORIZATION;")
+            }
+            None => sql,
         }
     }
 }

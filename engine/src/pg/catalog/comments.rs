@@ -5,26 +5,23 @@
 use std::collections::HashMap;
 
 use super::Cx;
-use super::class::{PG_CLASS, PG_CONSTRAINT, PG_TYPE};
 use crate::error::Result;
-use crate::pg::toc::{CatalogKey, Object, Section};
+use crate::pg::toc::{CatalogKey, Object, Section, defines};
 
 pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
     // the section of each dumped object: a comment is restored with its object
-    let mut sections: HashMap<CatalogKey, Section> = HashMap::new();
-    for o in &cx.objects {
-        if o.kind != "ACL" {
-            sections
-                .entry(o.key)
-                .and_modify(|s| *s = (*s).min(o.section))
-                .or_insert(o.section);
-        }
-    }
+    // the section of each dumped object: a comment is restored after its object, in the
+    // same section, wherever that is (post-data for a NOT VALID constraint, the very
+    // end for an event trigger)
+    let sections: HashMap<CatalogKey, Section> = cx
+        .objects
+        .iter()
+        .filter(|o| defines(o.kind))
+        .map(|o| (o.key, o.section))
+        .collect();
     let rows = cx
         .query(
-            "SELECT d.classoid, d.objoid, d.objsubid, i.type, i.identity, quote_literal(d.description), i.schema,
-                    CASE WHEN d.classoid = 'pg_constraint'::regclass THEN (SELECT conrelid FROM pg_constraint WHERE oid = d.objoid) END,
-                    CASE WHEN d.classoid = 'pg_constraint'::regclass THEN (SELECT contypid FROM pg_constraint WHERE oid = d.objoid) END
+            "SELECT d.classoid, d.objoid, d.objsubid, i.type, i.identity, quote_literal(d.description), i.schema
              FROM pg_description d, LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) i
              WHERE d.objoid >= 16384 AND i.identity IS NOT NULL
              ORDER BY i.schema NULLS FIRST, i.identity",
@@ -37,16 +34,9 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
         let identity: String = r.get(4);
         let text: String = r.get(5);
         let schema: Option<String> = r.get(6);
-        let conrel: Option<u32> = r.get(7);
-        let contyp: Option<u32> = r.get(8);
-        // a CHECK constraint written inside CREATE TABLE is dumped with its table
-        let owner_key = match (key.0, conrel, contyp) {
-            (PG_CONSTRAINT, Some(rel), _) if rel != 0 && !sections.contains_key(&key) => {
-                (PG_CLASS, rel)
-            }
-            (PG_CONSTRAINT, _, Some(typ)) if typ != 0 => (PG_TYPE, typ),
-            _ => key,
-        };
+        // a constraint written inside CREATE TABLE (or DOMAIN), or an attribute of a
+        // composite type, is dumped with the object that holds it
+        let owner_key = cx.owner_of(key);
         let Some(&section) = sections.get(&owner_key) else {
             continue;
         };
@@ -55,14 +45,8 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
             continue;
         };
         let sql = format!("COMMENT ON {target} IS {text};");
-        let mut o = Object::new(
-            key,
-            section.max(Section::PreData),
-            "COMMENT",
-            format!("{ty} {identity}"),
-            sql,
-        )
-        .dep(owner_key);
+        let mut o =
+            Object::new(key, section, "COMMENT", format!("{ty} {identity}"), sql).dep(owner_key);
         o.schema = schema;
         cx.objects.push(o);
     }

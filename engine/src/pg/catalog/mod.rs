@@ -55,6 +55,7 @@ pub mod class {
     pub const PG_LARGEOBJECT: u32 = 2613;
     pub const PG_DEFAULT_ACL: u32 = 826;
     pub const PG_LANGUAGE: u32 = 2612;
+    pub const PG_ATTRDEF: u32 = 2604;
 }
 
 /// A table (or other relation) selected for the dump.
@@ -101,6 +102,8 @@ pub(crate) struct Cx<'a> {
     pub no_data: HashSet<u32>,
     /// Whether large objects are dumped: in whole-database dumps, as pg_dump does.
     pub large_objects: bool,
+    /// Catalog rows that belong to another dumped object ([`load_owners`]).
+    pub owners: HashMap<CatalogKey, CatalogKey>,
     /// Dependencies, object → the objects it needs, sub-objects mapped to their owners.
     pub deps: HashMap<CatalogKey, Vec<CatalogKey>>,
     pub objects: Vec<Object>,
@@ -125,6 +128,11 @@ impl Cx<'_> {
 
     pub fn rel_array(&self) -> Vec<u32> {
         self.relations.iter().copied().collect()
+    }
+
+    /// The dumped object a catalog row belongs to: itself, unless [`load_owners`] maps it.
+    pub fn owner_of(&self, key: CatalogKey) -> CatalogKey {
+        self.owners.get(&key).copied().unwrap_or(key)
     }
 
     /// The object's dependencies from pg_depend.
@@ -162,10 +170,12 @@ pub async fn read(
             && !filters.schema_only
             && filters.schemas.is_empty()
             && filters.exclude_schemas.is_empty(),
+        owners: HashMap::new(),
         deps: HashMap::new(),
         objects: Vec::new(),
     };
-    cx.deps = load_dependencies(client).await?;
+    cx.owners = load_owners(client).await?;
+    cx.deps = load_dependencies(client, &cx.owners).await?;
     if cx.whole_schemas {
         schema_objects::load(&mut cx).await?;
         functions::load(&mut cx).await?;
@@ -184,6 +194,12 @@ pub async fn read(
     };
     acl::load(&mut cx).await?;
     comments::load(&mut cx).await?;
+    // a dependency on a row that is part of another object is one on that object
+    for o in &mut cx.objects {
+        for d in &mut o.deps {
+            *d = cx.owners.get(d).copied().unwrap_or(*d);
+        }
+    }
     let data_tables = if filters.schema_only {
         cx.objects.retain(|o| o.section != Section::Data);
         Vec::new()
@@ -198,11 +214,16 @@ pub async fn read(
     })
 }
 
-/// pg_depend, with sub-objects mapped onto the objects coffer emits: a view's `_RETURN`
-/// rule onto the view, a column default or CHECK constraint onto its table, a table's row
-/// type onto the table, an array type onto its element type, a domain constraint onto the
-/// domain. Only user objects (oid ≥ 16384) are read.
-async fn load_dependencies(client: &Client) -> Result<HashMap<CatalogKey, Vec<CatalogKey>>> {
+/// Catalog rows that are not objects of their own in a dump, mapped onto the object that
+/// dumps them: a view's `_RETURN` rule onto the view, a column default onto its table, a
+/// table's row type onto the table, a composite type's `pg_class` row onto the type, an
+/// array type onto its element type, a multirange onto its range, a key constraint's
+/// index onto the constraint, a CHECK constraint
+/// written inside CREATE TABLE onto its table and a validated domain constraint onto
+/// the domain. pg_depend records dependencies on such rows; the dump sorts, comments
+/// and grants the objects they belong to, so every lookup goes through this map
+/// ([`Cx::owner_of`]). Only user objects (oid ≥ 16384) are read.
+async fn load_owners(client: &Client) -> Result<HashMap<CatalogKey, CatalogKey>> {
     use class::*;
     let q = |sql: &'static str| async move {
         client
@@ -217,7 +238,7 @@ async fn load_dependencies(client: &Client) -> Result<HashMap<CatalogKey, Vec<Ca
         map.insert((PG_REWRITE, r.get(0)), (PG_CLASS, r.get(1)));
     }
     for r in q("SELECT oid, adrelid FROM pg_attrdef WHERE oid >= 16384").await? {
-        map.insert((2604, r.get(0)), (PG_CLASS, r.get(1)));
+        map.insert((PG_ATTRDEF, r.get(0)), (PG_CLASS, r.get(1)));
     }
     for r in q(
         "SELECT t.oid, t.typrelid, t.typelem, t.typcategory = 'A', COALESCE(c.relkind = 'c', false)
@@ -227,30 +248,73 @@ async fn load_dependencies(client: &Client) -> Result<HashMap<CatalogKey, Vec<Ca
     {
         let (oid, relid, elem, is_array, composite): (u32, u32, u32, bool, bool) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-        if relid != 0 && !composite {
+        if relid != 0 && composite {
+            // CREATE TYPE … AS (…) is the type; its attributes live on a pg_class row
+            map.insert((PG_CLASS, relid), (PG_TYPE, oid));
+        } else if relid != 0 {
             map.insert((PG_TYPE, oid), (PG_CLASS, relid));
         } else if is_array && elem != 0 {
             map.insert((PG_TYPE, oid), (PG_TYPE, elem));
         }
     }
-    for r in
-        q("SELECT oid, contype::text, conrelid, contypid FROM pg_constraint WHERE oid >= 16384")
-            .await?
+    for r in q("SELECT rngmultitypid, rngtypid FROM pg_range WHERE rngtypid >= 16384").await? {
+        map.insert((PG_TYPE, r.get(0)), (PG_TYPE, r.get(1)));
+    }
+    for r in q(
+        "SELECT oid, contype::text, conrelid, contypid, convalidated AND conislocal FROM pg_constraint WHERE oid >= 16384",
+    )
+    .await?
     {
-        let (oid, contype, relid, typid): (u32, String, u32, u32) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        if contype == "c" && relid != 0 {
+        let (oid, contype, relid, typid, inline): (u32, String, u32, u32, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        // a NOT VALID check is an entry of its own, after the rows it does not hold for
+        if contype == "c" && relid != 0 && inline {
             map.insert((PG_CONSTRAINT, oid), (PG_CLASS, relid));
-        } else if typid != 0 {
+        } else if typid != 0 && inline {
             map.insert((PG_CONSTRAINT, oid), (PG_TYPE, typid));
         }
     }
-    let resolve = |k: CatalogKey| {
-        let k = map.get(&k).copied().unwrap_or(k);
-        map.get(&k).copied().unwrap_or(k) // array of a row type: two steps
-    };
+    // the index of a key or exclusion constraint is built by ADD CONSTRAINT: what needs
+    // the index (a foreign key, a CLUSTER ON) needs the constraint
+    for r in q(
+        "SELECT conindid, oid FROM pg_constraint WHERE contype IN ('p', 'u', 'x') AND conindid <> 0 AND oid >= 16384",
+    )
+    .await?
+    {
+        map.insert((PG_CLASS, r.get(0)), (PG_CONSTRAINT, r.get(1)));
+    }
+    // chains (the array of a table's row type) resolve in a few steps; a cycle cannot
+    // occur (each step goes from a row to the object holding it), but is cut anyway
+    let keys: Vec<CatalogKey> = map.keys().copied().collect();
+    for k in keys {
+        let mut to = map[&k];
+        for _ in 0..4 {
+            match map.get(&to) {
+                Some(&next) if next != k => to = next,
+                _ => break,
+            }
+        }
+        map.insert(k, to);
+    }
+    Ok(map)
+}
+
+/// pg_depend (normal and automatic dependencies of user objects), each end mapped onto
+/// the object that dumps it.
+async fn load_dependencies(
+    client: &Client,
+    owners: &HashMap<CatalogKey, CatalogKey>,
+) -> Result<HashMap<CatalogKey, Vec<CatalogKey>>> {
+    let resolve = |k: CatalogKey| owners.get(&k).copied().unwrap_or(k);
+    let rows = client
+        .query(
+            "SELECT classid, objid, refclassid, refobjid FROM pg_depend WHERE deptype IN ('n', 'a') AND objid >= 16384",
+            &[],
+        )
+        .await
+        .map_err(|e| sql_error(e, "reading dependencies"))?;
     let mut deps: HashMap<CatalogKey, Vec<CatalogKey>> = HashMap::new();
-    for r in q("SELECT classid, objid, refclassid, refobjid FROM pg_depend WHERE deptype IN ('n', 'a') AND objid >= 16384").await? {
+    for r in rows {
         let from = resolve((r.get(0), r.get(1)));
         let to = resolve((r.get(2), r.get(3)));
         if from != to {

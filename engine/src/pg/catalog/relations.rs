@@ -154,12 +154,18 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     parent_columns: &parent_cols,
                     is_partition,
                     parents: &parents,
-                    bound: bound.as_deref(),
                     partkey: partkey.as_deref(),
                     access_method: access_method.as_deref(),
                     foreign: foreign.as_ref(),
                     with: &with,
-                    checks: checks.get(&oid).map(Vec::as_slice).unwrap_or_default(),
+                    checks: &checks
+                        .get(&oid)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|(_, local)| *local || is_partition)
+                        .map(|(c, _)| c.clone())
+                        .collect::<Vec<_>>(),
                 });
                 let kind = if foreign.is_some() {
                     "FOREIGN TABLE"
@@ -171,6 +177,26 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                         .schema(&schema)
                         .owned(&owner, kind, &q, &qowner),
                 );
+                if let (true, Some(parent), Some(&parent_oid)) =
+                    (is_partition, parents.first(), parent_oids.first())
+                {
+                    // a partition is created as a table of its own, with its own column
+                    // order, and attached (as pg_dump does): PARTITION OF would give it
+                    // its parent's order, and COPY and SELECT * would change meaning
+                    let bound = bound.as_deref().unwrap_or("DEFAULT");
+                    cx.objects.push(
+                        Object::new(
+                            key,
+                            Section::PreData,
+                            "TABLE ATTACH",
+                            &name,
+                            format!("ALTER TABLE ONLY {parent} ATTACH PARTITION {q} {bound};"),
+                        )
+                        .schema(&schema)
+                        .dep((PG_CLASS, parent_oid))
+                        .dep(key),
+                    );
+                }
                 let mut post = Vec::new();
                 // foreign tables have no replica identity to set
                 match replident.as_str() {
@@ -238,11 +264,12 @@ struct TableSpec<'a> {
     parent_columns: &'a [&'a Column],
     is_partition: bool,
     parents: &'a [String],
-    bound: Option<&'a str>,
     partkey: Option<&'a str>,
     access_method: Option<&'a str>,
     with: &'a str,
-    /// Local, validated CHECK constraints: `CONSTRAINT name CHECK (…)`.
+    /// Validated CHECK constraints written inside CREATE TABLE, `CONSTRAINT name CHECK
+    /// (…)`: the table's own, and for a partition those of its parent too (ATTACH
+    /// PARTITION needs them there; it marks them inherited).
     checks: &'a [String],
     /// For a foreign table: its server and `OPTIONS` list.
     foreign: Option<&'a (String, Option<String>)>,
@@ -267,9 +294,9 @@ fn table_sql(t: &TableSpec<'_>) -> String {
     };
     let mut defs = Vec::new();
     for c in t.columns {
-        // a partition takes every column from its parent; an inheritance child spells its
-        // own columns and those it merges with a parent's
-        let spelled_here = !t.is_partition && (c.is_local || !c.inherited);
+        // a partition spells every column (it is attached after it is created); an
+        // inheritance child its own columns and those it merges with a parent's
+        let spelled_here = t.is_partition || c.is_local || !c.inherited;
         if spelled_here {
             let mut d = format!("    {} {}", c.name, c.type_sql);
             if let Some(o) = &c.fdw_options {
@@ -336,34 +363,18 @@ fn table_sql(t: &TableSpec<'_>) -> String {
             ));
         }
     }
-    if t.is_partition {
-        let parent = t.parents.first().map(String::as_str).unwrap_or("?");
-        let table = if t.foreign.is_some() {
-            "FOREIGN TABLE"
-        } else {
-            "TABLE"
-        };
-        out.push_str(&format!(
-            "CREATE {unlogged}{table} {q} PARTITION OF {parent}"
-        ));
-        out.push_str(&format!("\n{}", t.bound.unwrap_or("DEFAULT")));
-        for c in t.checks {
-            after.push(format!("ALTER TABLE {q} ADD {c};"));
-        }
+    defs.extend(t.checks.iter().map(|c| format!("    {c}")));
+    let table = if t.foreign.is_some() {
+        "FOREIGN TABLE"
     } else {
-        defs.extend(t.checks.iter().map(|c| format!("    {c}")));
-        let table = if t.foreign.is_some() {
-            "FOREIGN TABLE"
-        } else {
-            "TABLE"
-        };
-        out.push_str(&format!(
-            "CREATE {unlogged}{table} {q} (\n{}\n)",
-            defs.join(",\n")
-        ));
-        if !t.parents.is_empty() {
-            out.push_str(&format!("\nINHERITS ({})", t.parents.join(", ")));
-        }
+        "TABLE"
+    };
+    out.push_str(&format!(
+        "CREATE {unlogged}{table} {q} (\n{}\n)",
+        defs.join(",\n")
+    ));
+    if !t.parents.is_empty() && !t.is_partition {
+        out.push_str(&format!("\nINHERITS ({})", t.parents.join(", ")));
     }
     if let Some(k) = t.partkey {
         out.push_str(&format!("\nPARTITION BY {k}"));
@@ -386,19 +397,20 @@ fn table_sql(t: &TableSpec<'_>) -> String {
     out
 }
 
-/// Local, validated CHECK constraints by table, ready to write inside CREATE TABLE.
-async fn load_checks(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<String>>> {
-    let mut out: HashMap<u32, Vec<String>> = HashMap::new();
+/// Validated CHECK constraints by table, ready to write inside CREATE TABLE, each with
+/// whether it is the table's own (`conislocal`).
+async fn load_checks(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<(String, bool)>>> {
+    let mut out: HashMap<u32, Vec<(String, bool)>> = HashMap::new();
     let rows = cx
         .query(
-            "SELECT k.conrelid, format('CONSTRAINT %I %s', k.conname, pg_get_constraintdef(k.oid))
-             FROM pg_constraint k WHERE k.conrelid = ANY($1) AND k.contype = 'c' AND k.conislocal AND k.convalidated
+            "SELECT k.conrelid, format('CONSTRAINT %I %s', k.conname, pg_get_constraintdef(k.oid)), k.conislocal
+             FROM pg_constraint k WHERE k.conrelid = ANY($1) AND k.contype = 'c' AND k.convalidated
              ORDER BY k.conrelid, k.conname",
             &[&rels],
         )
         .await?;
     for r in rows {
-        out.entry(r.get(0)).or_default().push(r.get(1));
+        out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
     }
     Ok(out)
 }

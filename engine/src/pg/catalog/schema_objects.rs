@@ -2,7 +2,9 @@
 //! composite, domain and range types; and event triggers.
 
 use super::Cx;
-use super::class::{PG_COLLATION, PG_EVENT_TRIGGER, PG_EXTENSION, PG_NAMESPACE, PG_TYPE};
+use super::class::{
+    PG_COLLATION, PG_CONSTRAINT, PG_EVENT_TRIGGER, PG_EXTENSION, PG_NAMESPACE, PG_TYPE,
+};
 use crate::error::Result;
 use crate::pg::toc::{Object, Section};
 
@@ -28,6 +30,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
     extensions(cx).await?;
     collations(cx).await?;
     types(cx).await?;
+    domain_constraints(cx).await?;
     event_triggers(cx).await?;
     Ok(())
 }
@@ -173,6 +176,12 @@ async fn types(cx: &mut Cx<'_>) -> Result<()> {
     } else {
         "NULL::text"
     };
+    // 17 names a domain's NOT NULL: a pg_constraint row of type 'n'
+    let domain_not_null = if cx.version >= 170000 {
+        "(SELECT quote_ident(k.conname) FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'n')"
+    } else {
+        "NULL::text"
+    };
     let sql = format!(
         "SELECT t.oid, n.nspname, t.typname, format('%I.%I', n.nspname, t.typname), t.typtype::text,
                 pg_get_userbyid(t.typowner), quote_ident(pg_get_userbyid(t.typowner)),
@@ -188,8 +197,7 @@ async fn types(cx: &mut Cx<'_>) -> Result<()> {
                   (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END,
                 (SELECT string_agg(format('CONSTRAINT %I %s', k.conname, pg_get_constraintdef(k.oid)), ' ' ORDER BY k.conname)
                    FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c' AND k.convalidated),
-                (SELECT string_agg(format('ALTER DOMAIN %I.%I ADD CONSTRAINT %I %s;', n.nspname, t.typname, k.conname, pg_get_constraintdef(k.oid)), E'\\n' ORDER BY k.conname)
-                   FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c' AND NOT k.convalidated),
+                {domain_not_null},
                 format_type(rg.rngsubtype, NULL),
                 CASE WHEN rg.rngsubopc IS NOT NULL AND NOT (SELECT opcdefault FROM pg_opclass WHERE oid = rg.rngsubopc) THEN
                   (SELECT format('%I.%I', on2.nspname, oc.opcname) FROM pg_opclass oc JOIN pg_namespace on2 ON on2.oid = oc.opcnamespace WHERE oc.oid = rg.rngsubopc) END,
@@ -243,16 +251,15 @@ async fn types(cx: &mut Cx<'_>) -> Result<()> {
                     s.push_str(&format!(" DEFAULT {d}"));
                 }
                 if r.get::<_, bool>(10) {
+                    if let Some(name) = r.get::<_, Option<String>>(14) {
+                        s.push_str(&format!(" CONSTRAINT {name}"));
+                    }
                     s.push_str(" NOT NULL");
                 }
                 if let Some(c) = r.get::<_, Option<String>>(13) {
                     s.push_str(&format!("\n    {c}"));
                 }
                 s.push(';');
-                if let Some(nv) = r.get::<_, Option<String>>(14) {
-                    s.push('\n');
-                    s.push_str(&nv);
-                }
                 ("DOMAIN", s)
             }
             "r" => {
@@ -290,6 +297,46 @@ async fn types(cx: &mut Cx<'_>) -> Result<()> {
         let o = Object::new((PG_TYPE, oid), Section::PreData, kind, &name, sql)
             .schema(&schema)
             .owned(&owner, kind, &q, &qowner);
+        cx.push(o);
+    }
+    Ok(())
+}
+
+/// A domain's NOT VALID constraints: each an entry of its own after the data, as a
+/// table's NOT VALID check is, since the rows already stored need not satisfy it.
+async fn domain_constraints(cx: &mut Cx<'_>) -> Result<()> {
+    let ns = cx.ns_array();
+    let sql = format!(
+        "SELECT k.oid, k.contypid, n.nspname, t.typname || ' ' || k.conname,
+                format('ALTER DOMAIN %I.%I ADD CONSTRAINT %I %s;', n.nspname, t.typname, k.conname, pg_get_constraintdef(k.oid)),
+                format('ALTER DOMAIN %I.%I DROP CONSTRAINT %I;', n.nspname, t.typname, k.conname),
+                quote_literal(format('%I.%I', n.nspname, t.typname))
+         FROM pg_constraint k JOIN pg_type t ON t.oid = k.contypid JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE t.typnamespace = ANY($1) AND NOT k.convalidated AND {}
+         ORDER BY 3, 4",
+        not_member("pg_type", "t.oid")
+    );
+    for r in cx.query(&sql, &[&ns]).await? {
+        let (oid, domain): (u32, u32) = (r.get(0), r.get(1));
+        let schema: String = r.get(2);
+        let label: String = r.get(3);
+        let drop: String = r.get(5);
+        let domain_literal: String = r.get(6);
+        // ALTER DOMAIN has no IF EXISTS: the drop runs only if the domain is there
+        let if_exists = crate::pg::sql::do_block(&format!(
+            "BEGIN IF pg_catalog.to_regtype({domain_literal}) IS NOT NULL THEN {} END IF; END",
+            drop.replace(" DROP CONSTRAINT ", " DROP CONSTRAINT IF EXISTS ")
+        ));
+        let o = Object::new(
+            (PG_CONSTRAINT, oid),
+            Section::PostData,
+            "CHECK CONSTRAINT",
+            label,
+            r.get(4),
+        )
+        .schema(&schema)
+        .dep((PG_TYPE, domain))
+        .dropped_by(drop, if_exists);
         cx.push(o);
     }
     Ok(())

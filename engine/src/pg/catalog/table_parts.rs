@@ -27,7 +27,7 @@ async fn constraints(cx: &mut Cx<'_>) -> Result<()> {
         .query(
             "SELECT k.oid, k.conrelid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), quote_ident(k.conname),
                     k.conname, k.contype::text, pg_get_constraintdef(k.oid), k.conparentid <> 0, c.relkind = 'p',
-                    k.confrelid, k.conindid, k.convalidated, k.conislocal
+                    k.confrelid, k.convalidated, k.conislocal
              FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE k.conrelid = ANY($1) AND k.contype IN ('p', 'u', 'x', 'f', 'c')
              ORDER BY n.nspname, c.relname, k.conname",
@@ -47,9 +47,8 @@ async fn constraints(cx: &mut Cx<'_>) -> Result<()> {
         let inherited_from_parent: bool = r.get(9);
         let partitioned: bool = r.get(10);
         let refers_to: u32 = r.get(11);
-        let index: u32 = r.get(12);
-        let validated: bool = r.get(13);
-        let local: bool = r.get(14);
+        let validated: bool = r.get(12);
+        let local: bool = r.get(13);
         let key = (PG_CONSTRAINT, oid);
         let label = format!("{relname} {name}");
         match contype.as_str() {
@@ -89,9 +88,6 @@ async fn constraints(cx: &mut Cx<'_>) -> Result<()> {
                     .schema(&schema)
                     .dep((PG_CLASS, table));
                 cx.push(o);
-                if index != 0 {
-                    cx.deps.entry((PG_CLASS, index)).or_default().push(key);
-                }
             }
         }
     }
@@ -157,7 +153,7 @@ async fn indexes(cx: &mut Cx<'_>) -> Result<()> {
             );
         } else if !extra.is_empty() {
             // a constraint's index: settings after the constraint has built it
-            let constraint = cx.deps.get(&key).and_then(|d| d.first().copied());
+            let constraint = Some(cx.owner_of(key)).filter(|c| *c != key);
             let mut o = Object::new(
                 key,
                 Section::PostData,
@@ -186,7 +182,8 @@ async fn indexes(cx: &mut Cx<'_>) -> Result<()> {
             .dep(key);
             // constraint-owned indexes exist once their constraints do
             for k in [(PG_CLASS, oid), (PG_CLASS, poid)] {
-                if let Some(c) = cx.deps.get(&k).and_then(|d| d.first().copied()) {
+                let c = cx.owner_of(k);
+                if c != k {
                     o = o.dep(c);
                 }
             }

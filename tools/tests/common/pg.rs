@@ -1,0 +1,101 @@
+//! PostgreSQL round trips through the `coffer` binary, judged by the test kit's oracles
+//! (`pg_dump --schema-only` and per-table row digests of both sides).
+
+use std::path::Path;
+use std::process::Output;
+
+use coffer_testkit::{PgServer, oracle};
+
+use super::{coffer_command, text};
+
+/// `-h -p -U -d` for `db` on `pg`.
+pub fn conn_args(pg: &PgServer, db: &str) -> Vec<String> {
+    vec![
+        "-h".into(),
+        pg.host().into(),
+        "-p".into(),
+        pg.port().to_string(),
+        "-U".into(),
+        pg.user().into(),
+        "-d".into(),
+        db.into(),
+    ]
+}
+
+/// Runs the SQL script `sql` in `db` with psql, stopping at the first error.
+pub fn load(pg: &PgServer, db: &str, sql: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), sql).unwrap();
+    let out = pg
+        .client("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the script failed to load into {db}:\n{}",
+        text(&out)
+    );
+}
+
+/// `coffer dump pg` of `db` into `archive`, which must succeed.
+pub fn dump(pg: &PgServer, db: &str, archive: &Path, extra: &[&str]) -> Output {
+    let o = coffer_command()
+        .args(["dump", "pg", "-f"])
+        .arg(archive)
+        .args(extra)
+        .args(conn_args(pg, db))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "dump of {db} failed:\n{}",
+        text(&o)
+    );
+    o
+}
+
+/// `coffer restore pg archive` into `db` (which must exist) with `extra` options.
+pub fn restore(pg: &PgServer, archive: &Path, db: &str, extra: &[&str]) -> Output {
+    coffer_command()
+        .args(["restore", "pg"])
+        .arg(archive)
+        .args(extra)
+        .args(conn_args(pg, db))
+        .output()
+        .unwrap()
+}
+
+/// Panics, with a diff, unless `pg_dump --schema-only` and the rows of database `a` on
+/// `pa` and `b` on `pb` are identical. Both dumps are kept under
+/// `$TMPDIR/coffer-oracle/<label>/` when they differ.
+pub fn assert_same(label: &str, pa: &PgServer, a: &str, pb: &PgServer, b: &str) {
+    let keep = |what: &str, x: &str, y: &str| {
+        let dir = std::env::temp_dir().join("coffer-oracle").join(label);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{what}-expected.txt")), x).unwrap();
+        std::fs::write(dir.join(format!("{what}-actual.txt")), y).unwrap();
+        dir
+    };
+    let (x, y) = (
+        oracle::schema(pa, a, &[]).unwrap(),
+        oracle::schema(pb, b, &[]).unwrap(),
+    );
+    if let Some(d) = oracle::difference(&x, &y) {
+        let dir = keep("schema", &x, &y);
+        panic!(
+            "{label}: pg_dump --schema-only of {b} differs from {a} (both in {}):\n{d}",
+            dir.display()
+        );
+    }
+    let (x, y) = (oracle::data(pa, a).unwrap(), oracle::data(pb, b).unwrap());
+    if let Some(d) = oracle::difference(&x, &y) {
+        let dir = keep("data", &x, &y);
+        panic!(
+            "{label}: the rows of {b} differ from {a} (both in {}):\n{d}",
+            dir.display()
+        );
+    }
+}
