@@ -5,11 +5,10 @@
 
 mod common;
 
+use common::pg::conn_args;
 use common::{coffer, text};
 
-use std::path::{Path, PathBuf};
-
-use coffer_testkit::PgServer;
+use coffer_testkit::{PgServer, oracle};
 
 /// Rows in the large table: "a table of a few million rows" (override with
 /// COFFER_TEST_BIG_ROWS for quick local runs).
@@ -20,132 +19,26 @@ fn big_rows() -> u64 {
         .unwrap_or(2_000_000)
 }
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pg/rich.sql")
-}
-
-fn conn_args(pg: &PgServer, db: &str) -> Vec<String> {
-    vec![
-        "-h".into(),
-        pg.host().into(),
-        "-p".into(),
-        pg.port().to_string(),
-        "-U".into(),
-        pg.user().into(),
-        "-d".into(),
-        db.into(),
-    ]
-}
-
-/// A server with the roles the fixture uses and the fixture loaded into `src`.
+/// A server with the fixture (and what PostgreSQL 14 and 15 added to it) in `src`.
 fn loaded_server() -> PgServer {
     let pg = PgServer::builder()
         .setting("max_connections", "50")
         .start()
         .expect("start postgres");
-    pg.psql(
-        "postgres",
-        "CREATE ROLE coffer_owner; CREATE ROLE coffer_reader;",
-    )
-    .unwrap();
-    pg.create_database("src").unwrap();
-    let out = pg
-        .client("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "src", "-f"])
-        .arg(fixture())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fixture failed to load:\n{}",
-        text(&out)
-    );
-    pg.psql(
-        "src",
-        &format!(
-            "CREATE TABLE public.big (id bigint PRIMARY KEY, grp integer NOT NULL, label text, amount numeric(12,2), at timestamptz);
-             INSERT INTO public.big SELECT g, g % 1000, 'row ' || g, (g % 100000) / 100.0, timestamptz '2024-01-01' + g * interval '1 second'
-               FROM generate_series(1, {}) g;
-             ANALYZE;",
-            big_rows()
-        ),
-    )
-    .unwrap();
+    common::pg::load_rich(&pg, "src", big_rows());
     pg
 }
 
-/// `pg_dump --schema-only` with the lines that name the database or differ run to run
-/// taken out.
 fn schema_of(pg: &PgServer, db: &str) -> String {
-    let out = pg
-        .client("pg_dump")
-        .args(["--schema-only", "--no-sync", "-d", db])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pg_dump failed: {}", text(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            !l.starts_with("-- Dumped")
-                && !l.starts_with("\\restrict")
-                && !l.starts_with("\\unrestrict")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    oracle::schema(pg, db, &[]).unwrap()
 }
 
-/// Per table: row count and an order-independent digest of the rows' text; per sequence:
-/// its value.
 fn data_of(pg: &PgServer, db: &str) -> String {
-    let tables = pg
-        .psql(
-            db,
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-             ORDER BY 1",
-        )
-        .unwrap();
-    let mut out = String::new();
-    for t in tables.lines() {
-        let q = format!(
-            "SELECT count(*), md5(coalesce(string_agg(md5(x::text), '' ORDER BY md5(x::text)), '')) FROM ONLY {t} x"
-        );
-        out.push_str(&format!("{t}: {}\n", pg.psql(db, &q).unwrap()));
-    }
-    let seqs = pg
-        .psql(
-            db,
-            "SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences ORDER BY 1",
-        )
-        .unwrap();
-    for s in seqs.lines() {
-        out.push_str(&format!(
-            "{s}: {}\n",
-            pg.psql(db, &format!("SELECT last_value, is_called FROM {s}"))
-                .unwrap()
-        ));
-    }
-    let los = pg
-        .psql(db, "SELECT oid, length(lo_get(oid)), md5(lo_get(oid)), lomowner::regrole, lomacl, obj_description(oid, 'pg_largeobject')
-             FROM pg_largeobject_metadata ORDER BY oid")
-        .unwrap();
-    out.push_str(&format!("large objects:\n{los}\n"));
-    out
+    oracle::data(pg, db).unwrap()
 }
 
 fn diff(a: &str, b: &str) -> String {
-    let (al, bl): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
-    let mut d = String::new();
-    for (i, (x, y)) in al.iter().zip(&bl).enumerate() {
-        if x != y {
-            d.push_str(&format!("line {i}:\n- {x}\n+ {y}\n"));
-        }
-    }
-    if al.len() != bl.len() {
-        d.push_str(&format!("lengths differ: {} vs {}\n", al.len(), bl.len()));
-    }
-    d
+    oracle::difference(a, b).unwrap_or_default()
 }
 
 #[test]
@@ -248,7 +141,7 @@ fn rich_fixture_round_trips_through_sql() {
     assert!(
         a.contains("public.big: ")
             && a.contains("s1.standalone_seq: ")
-            && a.contains("90003|")
+            && a.contains("large object 90003: ")
             && a.contains("greeting"),
         "{a}"
     );

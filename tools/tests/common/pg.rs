@@ -99,3 +99,86 @@ pub fn assert_same(label: &str, pa: &PgServer, a: &str, pb: &PgServer, b: &str) 
         );
     }
 }
+
+/// The server's major version (`server_version_num / 10000`).
+pub fn major(pg: &PgServer) -> u32 {
+    pg.psql("postgres", "SHOW server_version_num")
+        .unwrap()
+        .parse::<u32>()
+        .unwrap()
+        / 10000
+}
+
+/// Creates database `db` holding the rich fixture (tests/fixtures/pg): `rich.sql`, then
+/// each `rich-NN.sql` for NN up to the server's major, and a table `public.big` of
+/// `big_rows` rows; creates the roles it uses if they are missing.
+pub fn load_rich(pg: &PgServer, db: &str, big_rows: u64) {
+    pg.psql(
+        "postgres",
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'coffer_owner') THEN CREATE ROLE coffer_owner; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'coffer_reader') THEN CREATE ROLE coffer_reader; END IF;
+         END $$",
+    )
+    .unwrap();
+    pg.create_database(db).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pg");
+    let major = major(pg);
+    let mut files = vec![dir.join("rich.sql")];
+    files.extend(
+        (14..=major)
+            .map(|v| dir.join(format!("rich-{v}.sql")))
+            .filter(|f| f.exists()),
+    );
+    for f in files {
+        let out = pg
+            .client("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} failed to load into PostgreSQL {major}:\n{}",
+            f.display(),
+            text(&out)
+        );
+    }
+    pg.psql(
+        db,
+        &format!(
+            "CREATE TABLE public.big (id bigint PRIMARY KEY, grp integer NOT NULL, label text, amount numeric(12,2), at timestamptz);
+             INSERT INTO public.big SELECT g, g % 1000, 'row ' || g, (g % 100000) / 100.0, timestamptz '2024-01-01' + g * interval '1 second'
+               FROM generate_series(1, {big_rows}) g;
+             ANALYZE;"
+        ),
+    )
+    .unwrap();
+}
+
+/// Renders `archive` as SQL (`restore pg -f`) and loads it with psql into a new database
+/// `db`, which must work without an error.
+pub fn load_rendered(pg: &PgServer, archive: &Path, db: &str) {
+    let sql = archive.with_extension("sql");
+    let o = coffer_command()
+        .args(["restore", "pg"])
+        .arg(archive)
+        .arg("-f")
+        .arg(&sql)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    pg.create_database(db).unwrap();
+    let out = pg
+        .client("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+        .arg(&sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "loading the rendered SQL ({}) failed:\n{}",
+        sql.display(),
+        text(&out)
+    );
+}

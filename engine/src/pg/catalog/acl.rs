@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::Cx;
 use super::class::{PG_DEFAULT_ACL, PG_EXTENSION};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::pg::toc::{CatalogKey, Object, Section};
 
 /// The extension an object belongs to, or NULL.
@@ -44,7 +44,13 @@ fn objects() -> String {
         "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\"",
         "c.relowner",
     );
-    let ns_base = baseline("pg_namespace", "n.oid", "'n'", "n.nspowner");
+    // every database has a public schema, whose privileges changed in 15 (PUBLIC lost
+    // CREATE): compared with what 15 and later give it, a dump of an older server keeps
+    // the old grant (as pg_dump does), and a restore gets the source's privileges
+    let ns_base = format!(
+        "CASE WHEN n.nspname = 'public' THEN ARRAY[makeaclitem(n.nspowner, n.nspowner, 'CREATE', false), makeaclitem(n.nspowner, n.nspowner, 'USAGE', false), makeaclitem(0, n.nspowner, 'USAGE', false)] ELSE {} END",
+        baseline("pg_namespace", "n.oid", "'n'", "n.nspowner")
+    );
     let proc_base = baseline("pg_proc", "p.oid", "'f'", "p.proowner");
     let type_base = baseline("pg_type", "t.oid", "'T'", "t.typowner");
     let lang_base = baseline("pg_language", "l.oid", "'l'", "l.lanowner");
@@ -256,7 +262,7 @@ async fn default_privileges(cx: &mut Cx<'_>) -> Result<()> {
                        (SELECT quote_ident(nspname) FROM pg_namespace WHERE oid = d.defaclnamespace) AS schema,
                        d.defaclobjtype::text AS objtype, d.defaclacl AS acl,
                        CASE WHEN d.defaclnamespace = 0 THEN
-                         acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' WHEN 'r' THEN 'r' WHEN 'f' THEN 'f' WHEN 'T' THEN 'T' ELSE 'n' END::\"char\", d.defaclrole)
+                         acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END, d.defaclrole)
                        ELSE NULL::aclitem[] END AS dflt
                 FROM pg_default_acl d WHERE d.defaclnamespace = 0 OR d.defaclnamespace = ANY($1))
              SELECT d.oid, d.role, d.schema, d.objtype, x.action,
@@ -284,7 +290,16 @@ async fn default_privileges(cx: &mut Cx<'_>) -> Result<()> {
             "S" => "SEQUENCES",
             "f" => "FUNCTIONS",
             "T" => "TYPES",
-            _ => "SCHEMAS",
+            "n" => "SCHEMAS",
+            "L" => "LARGE OBJECTS", // 18
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "default privileges on objects of kind {other:?} are not known to this coffer: refusing to dump a different schema"
+                    ),
+                ));
+            }
         };
         let action: String = r.get(4);
         let grantee: String = r.get(5);

@@ -148,6 +148,31 @@ impl Cx<'_> {
     }
 }
 
+/// The oldest and the newest major whose catalogs this reader knows.
+pub const OLDEST_MAJOR: i32 = 13;
+pub const NEWEST_MAJOR: i32 = 18;
+
+/// A server whose catalogs this reader does not know is refused: a newer major may hold
+/// objects or properties that no query here reads, and the dump would silently be a
+/// different schema.
+pub fn check_version(server_version_num: i32) -> Result<()> {
+    let major = server_version_num / 10000;
+    if (OLDEST_MAJOR..=NEWEST_MAJOR).contains(&major) {
+        return Ok(());
+    }
+    let why = if major > NEWEST_MAJOR {
+        "is newer than this coffer knows: its catalogs may hold what coffer would leave out, so it refuses rather than write a different schema (upgrade coffer)"
+    } else {
+        "is older than coffer supports"
+    };
+    Err(crate::error::Error::new(
+        crate::error::ErrorKind::Unsupported,
+        format!(
+            "PostgreSQL {major} (server_version_num {server_version_num}) {why}; coffer dumps PostgreSQL {OLDEST_MAJOR} to {NEWEST_MAJOR}"
+        ),
+    ))
+}
+
 /// Reads everything the dump needs. The caller has opened the snapshot; this locks the
 /// selected tables (before any deparse function runs) and then reads.
 pub async fn read(
@@ -156,6 +181,7 @@ pub async fn read(
     filters: &Filters,
     lock_timeout: Option<std::time::Duration>,
 ) -> Result<Catalog> {
+    check_version(version)?;
     let selection = filter::select(client, filters).await?;
     let lock_list = selection.lock_list.clone();
     super::session::lock_tables(client, &lock_list, lock_timeout).await?;
@@ -174,7 +200,7 @@ pub async fn read(
         deps: HashMap::new(),
         objects: Vec::new(),
     };
-    cx.owners = load_owners(client).await?;
+    cx.owners = load_owners(client, version).await?;
     cx.deps = load_dependencies(client, &cx.owners).await?;
     if cx.whole_schemas {
         schema_objects::load(&mut cx).await?;
@@ -223,7 +249,7 @@ pub async fn read(
 /// the domain. pg_depend records dependencies on such rows; the dump sorts, comments
 /// and grants the objects they belong to, so every lookup goes through this map
 /// ([`Cx::owner_of`]). Only user objects (oid ≥ 16384) are read.
-async fn load_owners(client: &Client) -> Result<HashMap<CatalogKey, CatalogKey>> {
+async fn load_owners(client: &Client, version: i32) -> Result<HashMap<CatalogKey, CatalogKey>> {
     use class::*;
     let q = |sql: &'static str| async move {
         client
@@ -257,18 +283,20 @@ async fn load_owners(client: &Client) -> Result<HashMap<CatalogKey, CatalogKey>>
             map.insert((PG_TYPE, oid), (PG_TYPE, elem));
         }
     }
-    for r in q("SELECT rngmultitypid, rngtypid FROM pg_range WHERE rngtypid >= 16384").await? {
-        map.insert((PG_TYPE, r.get(0)), (PG_TYPE, r.get(1)));
+    if version >= 140000 {
+        for r in q("SELECT rngmultitypid, rngtypid FROM pg_range WHERE rngtypid >= 16384").await? {
+            map.insert((PG_TYPE, r.get(0)), (PG_TYPE, r.get(1)));
+        }
     }
     for r in q(
-        "SELECT oid, contype::text, conrelid, contypid, convalidated AND conislocal FROM pg_constraint WHERE oid >= 16384",
+        "SELECT oid, contype::text, conrelid, contypid, convalidated AND (conislocal OR contype = 'n') FROM pg_constraint WHERE oid >= 16384",
     )
     .await?
     {
         let (oid, contype, relid, typid, inline): (u32, String, u32, u32, bool) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
         // a NOT VALID check is an entry of its own, after the rows it does not hold for
-        if contype == "c" && relid != 0 && inline {
+        if matches!(contype.as_str(), "c" | "n") && relid != 0 && inline {
             map.insert((PG_CONSTRAINT, oid), (PG_CLASS, relid));
         } else if typid != 0 && inline {
             map.insert((PG_CONSTRAINT, oid), (PG_TYPE, typid));
@@ -322,4 +350,31 @@ async fn load_dependencies(
         }
     }
     Ok(deps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_majors_whose_catalogs_are_known_are_dumped() {
+        for v in [130000, 130023, 150018, 180004, 189999] {
+            assert!(check_version(v).is_ok(), "{v}");
+        }
+        for (v, says) in [
+            (190000, "PostgreSQL 19"),
+            (200001, "PostgreSQL 20"),
+            (120022, "PostgreSQL 12"),
+        ] {
+            let e = check_version(v).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Unsupported);
+            assert!(e.message().contains(says), "{}", e.message());
+        }
+        assert!(
+            check_version(190000)
+                .unwrap_err()
+                .message()
+                .contains("newer")
+        );
+    }
 }

@@ -6,13 +6,19 @@ use crate::error::Result;
 use crate::pg::toc::{Object, Section};
 
 pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
+    // 18: whether stored generated columns are published
+    let gencols = if cx.version >= 180000 {
+        "p.pubgencols::text"
+    } else {
+        "'n'"
+    };
     let rows = cx
         .query(
-            "SELECT p.oid, p.pubname, quote_ident(p.pubname), p.puballtables,
+            &format!("SELECT p.oid, p.pubname, quote_ident(p.pubname), p.puballtables,
                     concat_ws(', ', CASE WHEN p.pubinsert THEN 'insert' END, CASE WHEN p.pubupdate THEN 'update' END,
                               CASE WHEN p.pubdelete THEN 'delete' END, CASE WHEN p.pubtruncate THEN 'truncate' END),
-                    p.pubviaroot, pg_get_userbyid(p.pubowner), quote_ident(pg_get_userbyid(p.pubowner))
-             FROM pg_publication p ORDER BY 2",
+                    p.pubviaroot, pg_get_userbyid(p.pubowner), quote_ident(pg_get_userbyid(p.pubowner)), {gencols}
+             FROM pg_publication p ORDER BY 2"),
             &[],
         )
         .await?;
@@ -30,6 +36,9 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
         sql.push_str(&format!(" WITH (publish = '{publish}'"));
         if via_root {
             sql.push_str(", publish_via_partition_root = true");
+        }
+        if r.get::<_, String>(8) == "s" {
+            sql.push_str(", publish_generated_columns = stored");
         }
         sql.push_str(");");
         let (owner, qowner): (String, String) = (r.get(6), r.get(7));

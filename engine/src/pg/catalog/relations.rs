@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::class::PG_CLASS;
+use super::class::{PG_CLASS, PG_CONSTRAINT};
 use super::{Cx, Relation};
 use crate::error::Result;
 use crate::pg::toc::{Object, Section, TableData};
@@ -15,7 +15,8 @@ struct Column {
     num: i16,
     name: String,
     type_sql: String,
-    not_null: bool,
+    /// The column's NOT NULL, if it has one.
+    not_null: Option<NotNull>,
     generated: String,
     default: Option<String>,
     collation: Option<String>,
@@ -26,6 +27,38 @@ struct Column {
     options: Option<Vec<String>>,
     fdw_options: Option<String>,
     compression: String,
+}
+
+/// A column's NOT NULL. From PostgreSQL 18 it is a constraint of its own (a
+/// `pg_constraint` row of type `n`): named, possibly NO INHERIT or NOT VALID, local or
+/// inherited; before 18 it is `attnotnull` and nothing more.
+#[derive(Clone, Debug)]
+struct NotNull {
+    /// The constraint's name, quoted (18 and later).
+    name: Option<String>,
+    /// `convalidated`: a NOT VALID one is added after the data, as pg_dump does, since
+    /// the rows already stored may hold NULLs.
+    valid: bool,
+    no_inherit: bool,
+    /// The table's own (`conislocal`), not only inherited from a parent.
+    local: bool,
+    /// The constraint's oid (0 before 18).
+    oid: u32,
+}
+
+impl NotNull {
+    /// ` [CONSTRAINT name] NOT NULL[ NO INHERIT]`, as a column constraint.
+    fn clause(&self) -> String {
+        let mut out = String::new();
+        if let Some(n) = &self.name {
+            out.push_str(&format!(" CONSTRAINT {n}"));
+        }
+        out.push_str(" NOT NULL");
+        if self.no_inherit {
+            out.push_str(" NO INHERIT");
+        }
+        out
+    }
 }
 
 /// Reads every selected relation, pushes its objects, and returns the tables whose data
@@ -48,7 +81,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     (SELECT array_agg(i.inhparent ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid),
                     pg_table_size(c.oid)::int8, c.relpages::int8,
                     CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
-                    CASE WHEN am.amname IS NOT NULL AND am.amname <> 'heap' THEN quote_ident(am.amname) END,
+                    quote_ident(am.amname),
                     c.relispopulated, c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
                     quote_ident(fs.srvname), {ft_options}
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -86,7 +119,12 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
         let bytes = r.get::<_, i64>(15).max(0) as u64;
         let pages = r.get::<_, i64>(16).max(0) as u64;
         let viewdef: Option<String> = r.get(17);
-        let access_method: Option<String> = r.get(18);
+        // heap is every table's default: only another access method is written, but a
+        // partitioned table's (17 and later) is always written, since its partitions
+        // take it
+        let access_method: Option<String> = r
+            .get::<_, Option<String>>(18)
+            .filter(|am| am != "heap" || relkind == 'p');
         let populated: bool = r.get(19);
         let replident: String = r.get(20);
         let (rls, force_rls): (bool, bool) = (r.get(21), r.get(22));
@@ -177,6 +215,79 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                         .schema(&schema)
                         .owned(&owner, kind, &q, &qowner),
                 );
+                // 18: a NOT VALID NOT NULL is added after the data (no ONLY: children
+                // take it too, as they would have)
+                for c in &cols {
+                    if let Some(NotNull {
+                        name: Some(n),
+                        valid: false,
+                        local: true,
+                        oid,
+                        no_inherit,
+                    }) = &c.not_null
+                    {
+                        let no_inherit = if *no_inherit { " NO INHERIT" } else { "" };
+                        cx.push(
+                            Object::new(
+                                (PG_CONSTRAINT, *oid),
+                                Section::PostData,
+                                "CONSTRAINT",
+                                format!("{name} {n}"),
+                                format!(
+                                    "ALTER TABLE {q}\n    ADD CONSTRAINT {n} NOT NULL {}{no_inherit} NOT VALID;",
+                                    c.name
+                                ),
+                            )
+                            .schema(&schema)
+                            .dep(key)
+                            .dropped_by(
+                                format!("ALTER TABLE {q} DROP CONSTRAINT {n};"),
+                                format!("ALTER TABLE IF EXISTS {q} DROP CONSTRAINT IF EXISTS {n};"),
+                            ),
+                        );
+                    }
+                }
+                // 18: a child's inherited NOT NULL that is valid where its parent's is
+                // NOT VALID (the child was created after the parent's constraint, or
+                // validated alone) is inherited NOT VALID from the parent's post-data
+                // entry, and validated on the child alone after it
+                if !is_partition {
+                    for c in &cols {
+                        let Some(NotNull {
+                            name: Some(n),
+                            valid: true,
+                            local: false,
+                            oid,
+                            ..
+                        }) = &c.not_null
+                        else {
+                            continue;
+                        };
+                        let parent_invalid = parent_cols.iter().find_map(|p| match &p.not_null {
+                            Some(NotNull {
+                                name: Some(pn),
+                                valid: false,
+                                oid,
+                                ..
+                            }) if p.name == c.name && pn == n => Some(*oid),
+                            _ => None,
+                        });
+                        if let Some(parent_constraint) = parent_invalid {
+                            cx.push(
+                                Object::new(
+                                    (PG_CONSTRAINT, *oid),
+                                    Section::PostData,
+                                    "CONSTRAINT",
+                                    format!("{name} {n}"),
+                                    format!("ALTER TABLE ONLY {q} VALIDATE CONSTRAINT {n};"),
+                                )
+                                .schema(&schema)
+                                .dep(key)
+                                .dep((PG_CONSTRAINT, parent_constraint)),
+                            );
+                        }
+                    }
+                }
                 if let (true, Some(parent), Some(&parent_oid)) =
                     (is_partition, parents.first(), parent_oids.first())
                 {
@@ -290,7 +401,7 @@ fn table_sql(t: &TableSpec<'_>) -> String {
     let parent_not_null = |name: &str| {
         t.parent_columns
             .iter()
-            .any(|c| c.name == name && c.not_null)
+            .any(|c| c.name == name && c.not_null.is_some())
     };
     let mut defs = Vec::new();
     for c in t.columns {
@@ -306,14 +417,21 @@ fn table_sql(t: &TableSpec<'_>) -> String {
                 d.push_str(&format!(" COLLATE {coll}"));
             }
             if let Some(e) = &c.default {
-                if c.generated == "s" {
-                    d.push_str(&format!(" GENERATED ALWAYS AS ({e}) STORED"));
-                } else {
-                    d.push_str(&format!(" DEFAULT {e}"));
+                match c.generated.as_str() {
+                    "s" => d.push_str(&format!(" GENERATED ALWAYS AS ({e}) STORED")),
+                    // virtual (18): the default kind, written without a keyword
+                    "v" => d.push_str(&format!(" GENERATED ALWAYS AS ({e})")),
+                    _ => d.push_str(&format!(" DEFAULT {e}")),
                 }
             }
-            if c.not_null {
-                d.push_str(" NOT NULL");
+            // a partition's inherited NOT NULL is written too (it is attached later),
+            // an inheritance child's only when it is its own
+            if let Some(nn) = c
+                .not_null
+                .as_ref()
+                .filter(|nn| nn.valid && (nn.local || t.is_partition || nn.name.is_none()))
+            {
+                d.push_str(&nn.clause());
             }
             defs.push(d);
         } else {
@@ -330,11 +448,23 @@ fn table_sql(t: &TableSpec<'_>) -> String {
                     )),
                 }
             }
-            if c.not_null && !parent_not_null(&c.name) {
-                after.push(format!(
-                    "ALTER TABLE ONLY {q} ALTER COLUMN {} SET NOT NULL;",
-                    c.name
-                ));
+            match &c.not_null {
+                // 18: a NOT NULL of the child's own on an inherited column, by its name
+                Some(
+                    nn @ NotNull {
+                        name: Some(n),
+                        valid: true,
+                        local: true,
+                        ..
+                    },
+                ) => {
+                    let _ = nn;
+                    defs.push(format!("    CONSTRAINT {n} NOT NULL {}", c.name));
+                }
+                Some(NotNull { name: None, .. }) if !parent_not_null(&c.name) => after.push(
+                    format!("ALTER TABLE ONLY {q} ALTER COLUMN {} SET NOT NULL;", c.name),
+                ),
+                _ => {}
             }
         }
         if let Some(s) = &c.storage_differs {
@@ -379,8 +509,13 @@ fn table_sql(t: &TableSpec<'_>) -> String {
     if let Some(k) = t.partkey {
         out.push_str(&format!("\nPARTITION BY {k}"));
     }
-    if let Some(am) = t.access_method {
-        out.push_str(&format!("\nUSING {am}"));
+    match t.access_method {
+        // CREATE TABLE … PARTITION BY … USING is refused before 17; ALTER says the same
+        Some(am) if t.partkey.is_some() => {
+            after.insert(0, format!("ALTER TABLE {q} SET ACCESS METHOD {am};"))
+        }
+        Some(am) => out.push_str(&format!("\nUSING {am}")),
+        None => {}
     }
     if let Some((server, options)) = t.foreign {
         out.push_str(&format!("\nSERVER {server}"));
@@ -422,16 +557,32 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
         "''"
     };
     let fdw_options = super::foreign::options_sql("a.attfdwoptions");
+    // 18: NOT NULL is a pg_constraint row of its own
+    let (not_null, not_null_join) = if cx.version >= 180000 {
+        (
+            "quote_ident(nn.conname), nn.convalidated, nn.connoinherit, nn.conislocal, nn.oid",
+            "LEFT JOIN pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey = ARRAY[a.attnum]",
+        )
+    } else {
+        ("NULL::text, true, false, a.attislocal, 0::oid", "")
+    };
+    let attnotnull = if cx.version >= 180000 {
+        "(a.attnotnull OR nn.oid IS NOT NULL)"
+    } else {
+        "a.attnotnull"
+    };
     let sql = format!(
-        "SELECT a.attrelid, a.attnum, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), a.attnotnull,
+        "SELECT a.attrelid, a.attnum, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), {attnotnull},
                 a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid),
                 CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 THEN
                   (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
                 CASE WHEN a.attstorage <> t.typstorage THEN
                   CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' WHEN 'x' THEN 'EXTENDED' END END,
-                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, a.attoptions, {compression}, {fdw_options}
+                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, a.attoptions, {compression}, {fdw_options},
+                {not_null}
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         {not_null_join}
          WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
          ORDER BY a.attrelid, a.attnum"
     );
@@ -442,7 +593,13 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
             num: r.get(1),
             name: r.get(2),
             type_sql: r.get(3),
-            not_null: r.get(4),
+            not_null: r.get::<_, bool>(4).then(|| NotNull {
+                name: r.get(15),
+                valid: r.get::<_, Option<bool>>(16).unwrap_or(true),
+                no_inherit: r.get::<_, Option<bool>>(17).unwrap_or(false),
+                local: r.get::<_, Option<bool>>(18).unwrap_or(true),
+                oid: r.get::<_, Option<u32>>(19).unwrap_or(0),
+            }),
             generated: r.get(5),
             default: r.get(6),
             collation: r.get(7),

@@ -108,10 +108,16 @@ async fn collations(cx: &mut Cx<'_>) -> Result<()> {
         v if v >= 150000 => "c.colliculocale",
         _ => "c.collcollate",
     };
+    // 16: ICU tailoring rules
+    let icu_rules = if cx.version >= 160000 {
+        "c.collicurules"
+    } else {
+        "NULL::text"
+    };
     let sql = format!(
         "SELECT c.oid, n.nspname, c.collname, format('%I.%I', n.nspname, c.collname), c.collprovider::text,
                 c.collcollate, c.collctype, {icu_locale}, c.collisdeterministic,
-                pg_get_userbyid(c.collowner), quote_ident(pg_get_userbyid(c.collowner))
+                pg_get_userbyid(c.collowner), quote_ident(pg_get_userbyid(c.collowner)), {icu_rules}
          FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
          WHERE c.collnamespace = ANY($1) AND {} ORDER BY 2, 3",
         not_member("pg_collation", "c.oid")
@@ -129,6 +135,7 @@ async fn collations(cx: &mut Cx<'_>) -> Result<()> {
         let deterministic: bool = r.get(8);
         let (owner, qowner): (String, String) = (r.get(9), r.get(10));
         let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let rules: Option<String> = r.get(11);
         let mut opts = Vec::new();
         match provider.as_str() {
             "i" => {
@@ -137,6 +144,14 @@ async fn collations(cx: &mut Cx<'_>) -> Result<()> {
                     "locale = {}",
                     lit(icu.as_deref().or(collate.as_deref()).unwrap_or(""))
                 ));
+                if let Some(rules) = &rules {
+                    opts.push(format!("rules = {}", lit(rules)));
+                }
+            }
+            // 17: the builtin provider, whose locale is colllocale
+            "b" => {
+                opts.push("provider = builtin".to_string());
+                opts.push(format!("locale = {}", lit(icu.as_deref().unwrap_or(""))));
             }
             _ => {
                 opts.push("provider = libc".to_string());
