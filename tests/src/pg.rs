@@ -299,6 +299,16 @@ impl PgServer {
         Ok(stdout)
     }
 
+    /// A new empty directory inside the server's temporary directory, owned by the
+    /// user the server runs as: a place for `CREATE TABLESPACE … LOCATION`.
+    pub fn new_directory(&self, name: &str) -> Result<PathBuf, HarnessError> {
+        let dir = self.dir.path().join("dirs").join(name);
+        std::fs::create_dir_all(&dir)
+            .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
+        self.run_as.hand_over(&dir)?;
+        Ok(dir)
+    }
+
     /// `CREATE DATABASE "<name>"`.
     pub fn create_database(&self, name: &str) -> Result<(), HarnessError> {
         let quoted = name.replace('"', "\"\"");

@@ -66,19 +66,20 @@ fn postgresql_18_round_trips_exactly() {
     round_trip(18);
 }
 
-/// The roles of the fixture, in a target cluster of its own.
-fn roles(pg: &PgServer) {
+/// The roles and the tablespace of the fixture, in a target cluster of its own.
+fn globals(pg: &PgServer) {
     pg.psql(
         "postgres",
         "CREATE ROLE coffer_owner; CREATE ROLE coffer_reader;",
     )
     .unwrap();
+    common::pg::tablespace(pg, "coffer_ts");
 }
 
 #[test]
 fn archives_of_13_15_and_17_restore_into_18_as_pg_restore_18_restores_them() {
     let target = server(18);
-    roles(&target);
+    globals(&target);
     let dir = tempfile::tempdir().unwrap();
     for major in [13, 15, 17] {
         let source = server(major);
@@ -118,6 +119,93 @@ fn archives_of_13_15_and_17_restore_into_18_as_pg_restore_18_restores_them() {
             &by_pg,
             &target,
             &by_coffer,
+        );
+    }
+}
+
+/// What the planner knows of a database's tables and indexes: every `pg_stats` row and
+/// every relation's size estimates.
+fn planner_view(pg: &PgServer, db: &str) -> String {
+    pg.psql(
+        db,
+        "SELECT format('%s.%s.%s %s: %s %s %s %s %s %s %s %s %s %s', schemaname, tablename, attname, inherited,
+                       null_frac, avg_width, n_distinct, most_common_vals, most_common_freqs, histogram_bounds,
+                       correlation, most_common_elems, most_common_elem_freqs, elem_count_histogram)
+           FROM pg_stats WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+         UNION ALL
+         SELECT format('%s.%s: %s pages, %s tuples, %s all-visible', n.nspname, c.relname, c.relpages, c.reltuples, c.relallvisible)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'm', 'i') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+         ORDER BY 1",
+    )
+    .unwrap()
+}
+
+#[test]
+fn planner_statistics_are_restored_into_18_without_analyze() {
+    // autovacuum off: nothing but the restore may write the target's statistics
+    let target = PgServer::builder()
+        .major(18)
+        .setting("autovacuum", "off")
+        .start()
+        .unwrap();
+    globals(&target);
+    let dir = tempfile::tempdir().unwrap();
+    for major in [15, 18] {
+        let source = server(major);
+        load_rich(&source, "src", 5_000);
+        let expected = planner_view(&source, "src");
+        assert!(
+            expected.contains("public.big.grp f: ") && expected.contains("s1.tree: "),
+            "the source has statistics: {expected}"
+        );
+        let archive = dir.path().join(format!("stats{major}.coffer"));
+        dump(&source, "src", &archive, &["-j", "2"]);
+        let db = format!("from_{major}");
+        target.create_database(&db).unwrap();
+        let o = restore(&target, &archive, &db, &["-j", "2"]);
+        assert_eq!(o.status.code(), Some(0), "from {major}: {}", text(&o));
+        let restored = planner_view(&target, &db);
+        if let Some(d) = coffer_testkit::oracle::difference(&expected, &restored) {
+            panic!("statistics restored from {major} into 18 differ:\n{d}");
+        }
+        // and without them, the target knows nothing until ANALYZE
+        let bare = format!("bare_from_{major}");
+        target.create_database(&bare).unwrap();
+        let o = restore(&target, &archive, &bare, &["--no-statistics"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            !planner_view(&target, &bare).contains("public.big.grp f: "),
+            "--no-statistics restored statistics"
+        );
+    }
+}
+
+#[test]
+fn analyze_gives_an_older_target_statistics() {
+    // a target older than 18 cannot take the archive's statistics: the restore leaves
+    // them out by itself, and --analyze makes them there
+    let pg = PgServer::builder()
+        .major(17)
+        .setting("autovacuum", "off")
+        .start()
+        .unwrap();
+    load_rich(&pg, "src", 5_000);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("src.coffer");
+    dump(&pg, "src", &archive, &["-j", "2"]);
+    for (db, extra, analysed) in [
+        ("plain", &[][..], false),
+        ("analysed", &["--analyze"][..], true),
+    ] {
+        pg.create_database(db).unwrap();
+        let o = restore(&pg, &archive, db, &[&["-j", "2"][..], extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{db}: {}", text(&o));
+        assert_eq!(
+            planner_view(&pg, db).contains("public.big.grp f: "),
+            analysed,
+            "{db}: {}",
+            text(&o)
         );
     }
 }

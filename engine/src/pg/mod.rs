@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod check;
 pub mod conn;
+pub mod content;
 pub mod copy_out;
 pub mod dump;
 pub mod restore;

@@ -23,6 +23,7 @@ use futures::SinkExt;
 use tokio_postgres::Client;
 
 use super::conn::{Target, connect};
+use super::content::Content;
 use super::restore_sched::{self, Data};
 use super::session::{set_role, sql_error};
 use super::sql::PgArchive;
@@ -34,10 +35,11 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct RestoreOptions {
     /// Connections used for data and post-data.
     pub jobs: usize,
-    /// Skip `ALTER … OWNER TO` (objects belong to the restoring user).
-    pub no_owner: bool,
-    /// Skip GRANT/REVOKE and default privileges.
-    pub no_privileges: bool,
+    /// What is left out (`--no-owner`, `--no-privileges`, `--no-comments`…).
+    pub content: Content,
+    /// `--analyze`: ANALYZE every restored table at the end, over `jobs` connections
+    /// (for a target older than 18, where the archive's statistics cannot be replayed).
+    pub analyze: bool,
     /// `--clean`: drop the archive's objects first, newest first.
     pub clean: bool,
     /// `--if-exists`: with `clean`, drop only what exists.
@@ -235,6 +237,8 @@ fn into_schema(entries: Vec<TocEntry>, target: &str) -> Result<Vec<TocEntry>> {
         large_object: None,
         drop_sql: None,
         drop_if_exists_sql: None,
+        tablespace: None,
+        compression_sql: None,
     }];
     for mut e in entries
         .into_iter()
@@ -382,7 +386,7 @@ pub async fn restore(
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> Result<RestoreSummary> {
     let pg = Arc::new(PgArchive::read(&archive)?);
-    let selected = opts.selection.apply(&pg.toc.entries)?;
+    let selected = opts.content.omit(opts.selection.apply(&pg.toc.entries)?);
     if opts.single_transaction {
         return single_transaction(&pg, &selected, &archive, target, opts, &progress).await;
     }
@@ -450,8 +454,56 @@ pub async fn restore(
             .phases
             .push(("privileges and refreshes", t.elapsed()));
     }
+    if opts.analyze {
+        let t = Instant::now();
+        failures.tolerate(opts, analyze(target, entries, opts, &progress).await)?;
+        summary.phases.push(("analyze", t.elapsed()));
+    }
     failures.into_result()?;
     Ok(summary)
+}
+
+/// `--analyze`: ANALYZE every table whose rows were restored, over `jobs` connections,
+/// largest first.
+pub(super) async fn analyze(
+    target: &Target,
+    entries: &[TocEntry],
+    opts: &RestoreOptions,
+    progress: &Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<()> {
+    let mut tables: Vec<(u64, String)> = entries
+        .iter()
+        .filter_map(|e| e.data.as_ref().map(|d| (d.bytes, d.qualified.clone())))
+        .collect();
+    tables.sort_by(|a, b| b.cmp(a));
+    progress(Progress::Phase {
+        name: "analyze",
+        bytes: 0,
+        entries: tables.len() as u64,
+    });
+    let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(tables)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..opts.jobs.max(1) {
+        let client = session(target, opts).await?;
+        let (queue, progress) = (queue.clone(), progress.clone());
+        tasks.spawn(async move {
+            loop {
+                let next = queue.lock().expect("analyze queue").pop_front();
+                let Some((_, table)) = next else {
+                    return Ok::<(), Error>(());
+                };
+                client
+                    .batch_execute(&format!("ANALYZE {table}"))
+                    .await
+                    .map_err(|e| sql_error(e, &format!("--analyze: ANALYZE {table}")))?;
+                progress(Progress::Entry);
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| Error::new(ErrorKind::Io, format!("an ANALYZE task failed: {e}")))??;
+    }
+    Ok(())
 }
 
 /// Pre-data in TOC order on one connection; returns the ids of the tables it created.
@@ -525,27 +577,13 @@ fn batches<'e>(pre: &[&'e TocEntry]) -> Vec<Vec<&'e TocEntry>> {
 
 /// The SQL [`run_entry`] runs for `e`, as one string.
 fn entry_sql(e: &TocEntry, opts: &RestoreOptions) -> String {
-    let (sql, owner) = statements(e, opts);
-    [sql, owner]
-        .into_iter()
-        .flatten()
-        .fold(String::new(), |mut out, s| {
-            out.push_str(s);
-            out.push('\n');
-            out
-        })
-}
-
-/// What restoring `e` runs: its own SQL (none for data, which loads by COPY, or for
-/// privileges with `--no-privileges`), then its owner statement unless `--no-owner`.
-fn statements<'e>(e: &'e TocEntry, opts: &RestoreOptions) -> (Option<&'e str>, Option<&'e str>) {
-    if opts.no_privileges && matches!(e.kind.as_str(), "ACL" | "DEFAULT ACL") {
-        return (None, None);
+    let (sql, owner) = opts.content.statements(e);
+    let mut out = String::new();
+    for s in [sql.as_deref(), owner].into_iter().flatten() {
+        out.push_str(s);
+        out.push('\n');
     }
-    let own = (!e.sql.is_empty() && e.data.is_none() && e.large_object.is_none())
-        .then_some(e.sql.as_str());
-    let owner = e.owner_sql.as_deref().filter(|_| !opts.no_owner);
-    (own, owner)
+    out
 }
 
 /// `--create`: creates a database named `name` (by default the archive's database), from
@@ -732,7 +770,7 @@ pub(super) async fn clean(
 
 /// Runs one TOC entry's SQL (and its owner statement unless `--no-owner`).
 pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptions) -> Result<()> {
-    let (sql, owner) = statements(e, opts);
+    let (sql, owner) = opts.content.statements(e);
     let what = || {
         format!(
             "restoring {} {}{}",
@@ -746,7 +784,7 @@ pub(super) async fn run_entry(client: &Client, e: &TocEntry, opts: &RestoreOptio
     };
     if let Some(sql) = sql {
         client
-            .batch_execute(sql)
+            .batch_execute(&sql)
             .await
             .map_err(|err| sql_error(err, &what()))?;
         if let Some(role) = opts.role.as_deref().filter(|_| e.kind == "ACL") {

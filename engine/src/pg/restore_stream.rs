@@ -21,7 +21,8 @@ use tokio_postgres::{Client, CopyInSink};
 use super::conn::Target;
 use super::dump::TocDocument;
 use super::restore::{
-    Failures, Progress, RestoreOptions, RestoreSummary, clean, pre_data, run_entry, session,
+    Failures, Progress, RestoreOptions, RestoreSummary, analyze, clean, pre_data, run_entry,
+    session,
 };
 use super::restore_sched;
 use super::session::sql_error;
@@ -104,7 +105,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
             Event::End { stream, .. } if Some(stream) == toc_stream => {
                 let doc: TocDocument = serde_json::from_slice(&toc_json)
                     .map_err(|e| Error::new(ErrorKind::Corrupt, format!("TOC: {e}")))?;
-                let selected = opts.selection.apply(&doc.entries)?;
+                let selected = opts.content.omit(opts.selection.apply(&doc.entries)?);
                 summary.entries = selected.len();
                 before_data(&leader, &selected, opts, &progress, &failures).await?;
                 summary.phases.push(("pre-data", started.elapsed()));
@@ -261,6 +262,11 @@ pub async fn restore_stream<R: Read + Send + 'static>(
         summary
             .phases
             .push(("post-data and privileges", t.elapsed()));
+    }
+    if opts.analyze {
+        let t = Instant::now();
+        failures.tolerate(opts, analyze(target, &entries, opts, &progress).await)?;
+        summary.phases.push(("analyze", t.elapsed()));
     }
     failures.into_result()?;
     Ok((summary, held_back))

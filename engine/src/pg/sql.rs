@@ -6,6 +6,7 @@ use std::io::Write;
 
 use coffer_format::MappedArchive;
 
+use super::content::Content;
 use super::dump::{PgManifest, TableStats, TocDocument};
 use super::toc::{Section, TocEntry};
 use crate::error::{Error, ErrorKind, Result};
@@ -45,9 +46,10 @@ impl PgArchive {
     }
 }
 
-/// Writes the whole archive as SQL to `out`.
-pub fn render(a: &MappedArchive, out: &mut dyn Write) -> Result<()> {
+/// Writes the whole archive as SQL to `out`, leaving out what `content` says.
+pub fn render(a: &MappedArchive, content: &Content, out: &mut dyn Write) -> Result<()> {
     let pg = PgArchive::read(a)?;
+    let entries = content.omit(pg.toc.entries.clone());
     let w = |out: &mut dyn Write, s: &str| {
         out.write_all(s.as_bytes())
             .map_err(|e| Error::new(ErrorKind::Io, format!("writing the SQL script: {e}")))
@@ -82,7 +84,7 @@ pub fn render(a: &MappedArchive, out: &mut dyn Write) -> Result<()> {
         Section::Acl,
         Section::PostAcl,
     ] {
-        for e in pg.toc.entries.iter().filter(|e| e.section == section) {
+        for e in entries.iter().filter(|e| e.section == section) {
             w(out, &header(e))?;
             if let Some(data) = &e.data {
                 w(out, &format!("{};\n", data.copy_sql("FROM stdin")))?;
@@ -133,11 +135,9 @@ pub fn render(a: &MappedArchive, out: &mut dyn Write) -> Result<()> {
                 }
                 w(out, "\n")?;
             } else {
-                if !e.sql.is_empty() {
-                    w(out, &format!("{}\n", e.sql))?;
-                }
-                if let Some(o) = &e.owner_sql {
-                    w(out, &format!("{o}\n"))?;
+                let (sql, owner) = content.statements(e);
+                for s in [sql.as_deref(), owner].into_iter().flatten() {
+                    w(out, &format!("{s}\n"))?;
                 }
                 w(out, "\n")?;
             }

@@ -62,6 +62,16 @@ pub struct TocEntry {
     /// The same with IF EXISTS, for `--clean --if-exists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_if_exists_sql: Option<String>,
+    /// The tablespace the object is created in, quoted (`None`: the database's
+    /// default); the restore sets `default_tablespace` around the entry's SQL, unless
+    /// `--no-tablespaces`. Absent from archives written before tablespaces were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tablespace: Option<String>,
+    /// `ALTER TABLE … SET COMPRESSION …` for the columns whose TOAST compression was
+    /// set, run after `sql` unless `--no-toast-compression` (a target built without
+    /// lz4). Older archives hold these statements in `sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_sql: Option<String>,
 }
 
 /// What a `TABLE DATA` entry loads. Where its rows are in the archive, how many and their
@@ -110,6 +120,10 @@ pub struct Object {
     pub large_object: Option<u32>,
     /// For `--clean`: the DROP statement, plain and with IF EXISTS.
     pub drop: Option<(String, String)>,
+    /// See [`TocEntry::tablespace`].
+    pub tablespace: Option<String>,
+    /// See [`TocEntry::compression_sql`].
+    pub compression_sql: Option<String>,
 }
 
 impl Object {
@@ -133,7 +147,15 @@ impl Object {
             data: None,
             large_object: None,
             drop: None,
+            tablespace: None,
+            compression_sql: None,
         }
+    }
+
+    /// Sets the tablespace the object is created in (quoted; `None` for the default).
+    pub fn in_tablespace(mut self, tablespace: Option<String>) -> Self {
+        self.tablespace = tablespace;
+        self
     }
 
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
@@ -352,6 +374,8 @@ pub fn build(objects: Vec<Object>) -> (Vec<TocEntry>, Vec<String>) {
                 large_object: o.large_object,
                 drop_sql: o.drop.as_ref().map(|d| d.0.clone()),
                 drop_if_exists_sql: o.drop.as_ref().map(|d| d.1.clone()),
+                tablespace: o.tablespace.clone(),
+                compression_sql: o.compression_sql.clone(),
             }
         })
         .collect();

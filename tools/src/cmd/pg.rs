@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use coffer_engine::pg::catalog::{Filters, Pattern};
 use coffer_engine::pg::conn::{ConnectOptions, ProcessEnv, Target};
+use coffer_engine::pg::content::Content;
 use coffer_engine::pg::dump::{self, DumpOptions, DumpSummary, Progress};
 use coffer_engine::pg::restore::{self, Progress as RestoreProgress, RestoreOptions, Selection};
 use coffer_engine::pg::restore_stream;
@@ -237,6 +238,30 @@ pub struct RestoreArgs {
     /// Do not restore privileges (GRANT, REVOKE, default privileges).
     #[arg(short = 'x', long = "no-privileges", visible_alias = "no-acl")]
     pub no_privileges: bool,
+    /// Do not restore comments.
+    #[arg(long)]
+    pub no_comments: bool,
+    /// Do not restore publications (nor their tables, schemas and comments).
+    #[arg(long)]
+    pub no_publications: bool,
+    /// Do not restore security labels.
+    #[arg(long)]
+    pub no_security_labels: bool,
+    /// Do not replay the planner statistics read at dump time (which a target of
+    /// PostgreSQL 18 or later gets by default, so it plans well before ANALYZE).
+    #[arg(long)]
+    pub no_statistics: bool,
+    /// Create everything in the target's default tablespace.
+    #[arg(long)]
+    pub no_tablespaces: bool,
+    /// Give every column the target's default TOAST compression (a target built
+    /// without lz4 cannot take a column's lz4).
+    #[arg(long)]
+    pub no_toast_compression: bool,
+    /// ANALYZE every restored table at the end, over the -j connections (a target
+    /// older than 18 cannot take the archive's statistics).
+    #[arg(long)]
+    pub analyze: bool,
     /// Restore as ROLE: every connection does SET ROLE after logging in (with
     /// --no-owner, what the restore creates belongs to ROLE).
     #[arg(long, value_name = "ROLE")]
@@ -325,7 +350,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
             return Ok(exit::OK);
         }
         if let Some(file) = &args.file {
-            return render_sql(&a, file);
+            return render_sql(&a, &args, file);
         }
         mapped = Some(Arc::new(a));
     }
@@ -367,8 +392,8 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
     };
     let opts = RestoreOptions {
         jobs: args.jobs.into(),
-        no_owner: args.no_owner,
-        no_privileges: args.no_privileges,
+        content: content(&args),
+        analyze: args.analyze,
         clean: args.clean,
         if_exists: args.if_exists,
         single_transaction: args.single_transaction,
@@ -462,17 +487,36 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
     Ok(exit::OK)
 }
 
+/// What the `--no-…` options leave out.
+fn content(args: &RestoreArgs) -> Content {
+    Content {
+        no_owner: args.no_owner,
+        no_privileges: args.no_privileges,
+        no_comments: args.no_comments,
+        no_publications: args.no_publications,
+        no_security_labels: args.no_security_labels,
+        no_statistics: args.no_statistics,
+        no_tablespaces: args.no_tablespaces,
+        no_toast_compression: args.no_toast_compression,
+    }
+}
+
 /// `-f`: the archive as a SQL script.
-fn render_sql(a: &MappedArchive, file: &std::path::Path) -> Result<u8, CliError> {
+fn render_sql(
+    a: &MappedArchive,
+    args: &RestoreArgs,
+    file: &std::path::Path,
+) -> Result<u8, CliError> {
+    let content = content(args);
     let result = if file.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        coffer_engine::pg::sql::render(a, &mut out)
+        coffer_engine::pg::sql::render(a, &content, &mut out)
     } else {
         let f = std::fs::File::create(file)
             .map_err(|e| CliError::new(exit::OUTPUT, format!("{}: {e}", file.display())))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        coffer_engine::pg::sql::render(a, &mut out)
+        coffer_engine::pg::sql::render(a, &content, &mut out)
     };
     result.map_err(|e| {
         if file.as_os_str() != "-" {

@@ -111,7 +111,8 @@ pub fn major(pg: &PgServer) -> u32 {
 
 /// Creates database `db` holding the rich fixture (tests/fixtures/pg): `rich.sql`, then
 /// each `rich-NN.sql` for NN up to the server's major, and a table `public.big` of
-/// `big_rows` rows; creates the roles it uses if they are missing.
+/// `big_rows` rows; creates the roles and the tablespace (`coffer_ts`) it uses if they
+/// are missing.
 pub fn load_rich(pg: &PgServer, db: &str, big_rows: u64) {
     pg.psql(
         "postgres",
@@ -121,6 +122,7 @@ pub fn load_rich(pg: &PgServer, db: &str, big_rows: u64) {
          END $$",
     )
     .unwrap();
+    tablespace(pg, "coffer_ts");
     pg.create_database(db).unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pg");
     let major = major(pg);
@@ -154,6 +156,25 @@ pub fn load_rich(pg: &PgServer, db: &str, big_rows: u64) {
         ),
     )
     .unwrap();
+}
+
+/// Creates tablespace `name` (quoted as given) in a new directory of the server's, unless
+/// it exists.
+pub fn tablespace(pg: &PgServer, name: &str) {
+    let exists = pg
+        .psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_tablespace WHERE spcname = '{name}'"),
+        )
+        .unwrap();
+    if exists == "0" {
+        let dir = pg.new_directory(name).unwrap();
+        pg.psql(
+            "postgres",
+            &format!("CREATE TABLESPACE {name} LOCATION '{}'", dir.display()),
+        )
+        .unwrap();
+    }
 }
 
 /// Renders `archive` as SQL (`restore pg -f`) and loads it with psql into a new database

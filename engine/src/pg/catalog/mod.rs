@@ -12,6 +12,7 @@ mod filter;
 mod foreign;
 mod functions;
 mod large_objects;
+mod planner_stats;
 mod publications;
 mod relations;
 mod schema_objects;
@@ -218,6 +219,12 @@ pub async fn read(
     } else {
         Vec::new()
     };
+    if !filters.schema_only {
+        // as pg_dump: no statistics in a schema-only dump, nor of tables whose rows
+        // are left out
+        let skip = cx.no_data.clone();
+        planner_stats::load(&mut cx, &skip).await?;
+    }
     acl::load(&mut cx).await?;
     comments::load(&mut cx).await?;
     // a dependency on a row that is part of another object is one on that object

@@ -83,7 +83,8 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
                     quote_ident(am.amname),
                     c.relispopulated, c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
-                    quote_ident(fs.srvname), {ft_options}
+                    quote_ident(fs.srvname), {ft_options},
+                    (SELECT quote_ident(t.spcname) FROM pg_tablespace t WHERE t.oid = c.reltablespace)
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
              LEFT JOIN pg_am am ON am.oid = c.relam
@@ -130,6 +131,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
         let (rls, force_rls): (bool, bool) = (r.get(21), r.get(22));
         let foreign: Option<(String, Option<String>)> =
             r.get::<_, Option<String>>(23).map(|srv| (srv, r.get(24)));
+        let tablespace: Option<String> = r.get(25);
         let cols = columns.get(&oid).cloned().unwrap_or_default();
         let key = (PG_CLASS, oid);
         let with = if options.is_empty() {
@@ -163,7 +165,8 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                 cx.push(
                     Object::new(key, Section::PreData, "MATERIALIZED VIEW", &name, sql)
                         .schema(&schema)
-                        .owned(&owner, "MATERIALIZED VIEW", &q, &qowner),
+                        .owned(&owner, "MATERIALIZED VIEW", &q, &qowner)
+                        .in_tablespace(tablespace.clone()),
                 );
                 if populated {
                     let refresh = Object::new(
@@ -185,7 +188,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     .filter_map(|p| columns.get(p))
                     .flatten()
                     .collect();
-                let sql = table_sql(&TableSpec {
+                let (sql, compression) = table_sql(&TableSpec {
                     q: &q,
                     unlogged,
                     columns: &cols,
@@ -210,11 +213,12 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                 } else {
                     "TABLE"
                 };
-                cx.push(
-                    Object::new(key, Section::PreData, kind, &name, sql)
-                        .schema(&schema)
-                        .owned(&owner, kind, &q, &qowner),
-                );
+                let mut o = Object::new(key, Section::PreData, kind, &name, sql)
+                    .schema(&schema)
+                    .owned(&owner, kind, &q, &qowner)
+                    .in_tablespace(tablespace.clone());
+                o.compression_sql = compression;
+                cx.push(o);
                 // 18: a NOT VALID NOT NULL is added after the data (no ONLY: children
                 // take it too, as they would have)
                 for c in &cols {
@@ -386,8 +390,10 @@ struct TableSpec<'a> {
     foreign: Option<&'a (String, Option<String>)>,
 }
 
-/// CREATE TABLE and the column settings that CREATE TABLE cannot say.
-fn table_sql(t: &TableSpec<'_>) -> String {
+/// CREATE TABLE and the column settings that CREATE TABLE cannot say; apart, the
+/// columns' TOAST compression (which `--no-toast-compression` leaves out).
+fn table_sql(t: &TableSpec<'_>) -> (String, Option<String>) {
+    let mut compression = Vec::new();
     let q = t.q;
     let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
     let mut out = String::new();
@@ -487,7 +493,7 @@ fn table_sql(t: &TableSpec<'_>) -> String {
             ));
         }
         if !c.compression.is_empty() {
-            after.push(format!(
+            compression.push(format!(
                 "ALTER TABLE ONLY {q} ALTER COLUMN {} SET COMPRESSION {};",
                 c.name, c.compression
             ));
@@ -529,7 +535,10 @@ fn table_sql(t: &TableSpec<'_>) -> String {
         out.push('\n');
         out.push_str(&a);
     }
-    out
+    (
+        out,
+        (!compression.is_empty()).then(|| compression.join("\n")),
+    )
 }
 
 /// Validated CHECK constraints by table, ready to write inside CREATE TABLE, each with

@@ -27,7 +27,8 @@ async fn constraints(cx: &mut Cx<'_>) -> Result<()> {
         .query(
             "SELECT k.oid, k.conrelid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), quote_ident(k.conname),
                     k.conname, k.contype::text, pg_get_constraintdef(k.oid), k.conparentid <> 0, c.relkind = 'p',
-                    k.confrelid, k.convalidated, k.conislocal
+                    k.confrelid, k.convalidated, k.conislocal,
+                    (SELECT quote_ident(t.spcname) FROM pg_class ic JOIN pg_tablespace t ON t.oid = ic.reltablespace WHERE ic.oid = k.conindid)
              FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE k.conrelid = ANY($1) AND k.contype IN ('p', 'u', 'x', 'f', 'c')
              ORDER BY n.nspname, c.relname, k.conname",
@@ -84,9 +85,11 @@ async fn constraints(cx: &mut Cx<'_>) -> Result<()> {
             _ => {
                 let sql = format!("ALTER TABLE ONLY {q}\n    ADD CONSTRAINT {qname} {def};");
                 // the constraint owns its index: a dependency on the index means this
+                // the index ADD CONSTRAINT builds goes where default_tablespace says
                 let o = Object::new(key, Section::PostData, "CONSTRAINT", label, sql)
                     .schema(&schema)
-                    .dep((PG_CLASS, table));
+                    .dep((PG_CLASS, table))
+                    .in_tablespace(r.get(14));
                 cx.push(o);
             }
         }
@@ -106,7 +109,8 @@ async fn indexes(cx: &mut Cx<'_>) -> Result<()> {
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')),
                     (SELECT format('%I.%I', pn.nspname, pc.relname) FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent
                        JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid),
-                    (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+                    (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
+                    (SELECT quote_ident(t.spcname) FROM pg_tablespace t WHERE t.oid = ic.reltablespace)
              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
              JOIN pg_namespace n ON n.oid = ic.relnamespace
              WHERE i.indrelid = ANY($1) AND (i.indisvalid OR ic.relkind = 'I') AND i.indisready
@@ -149,7 +153,8 @@ async fn indexes(cx: &mut Cx<'_>) -> Result<()> {
             cx.push(
                 Object::new(key, Section::PostData, "INDEX", &name, sql)
                     .schema(&schema)
-                    .dep((PG_CLASS, table)),
+                    .dep((PG_CLASS, table))
+                    .in_tablespace(r.get(12)),
             );
         } else if !extra.is_empty() {
             // a constraint's index: settings after the constraint has built it
