@@ -209,3 +209,108 @@ fn analyze_gives_an_older_target_statistics() {
         );
     }
 }
+
+#[test]
+fn restore_options_leave_out_what_pg_dump_leaves_out() {
+    let pg = server(18);
+    load_rich(&pg, "src", 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("src.coffer");
+    dump(&pg, "src", &archive, &["-j", "2"]);
+    let left_out = [
+        "--no-comments",
+        "--no-publications",
+        "--no-tablespaces",
+        "--no-owner",
+        "--no-privileges",
+    ];
+    // the oracle: pg_dump's own options of those names, on the source
+    let expected = coffer_testkit::oracle::schema(&pg, "src", &left_out).unwrap();
+    assert!(!expected.contains("COMMENT ON") && !expected.contains("PUBLICATION"));
+    pg.create_database("native").unwrap();
+    let o = restore(
+        &pg,
+        &archive,
+        "native",
+        &[&["-j", "2"][..], &left_out].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let native = coffer_testkit::oracle::schema(&pg, "native", &left_out).unwrap();
+    if let Some(d) = coffer_testkit::oracle::difference(&expected, &native) {
+        panic!("restored with {left_out:?}:\n{d}");
+    }
+    // and nothing of it is in the target at all
+    // (CREATE EXTENSION brings the comments on the extensions and their objects)
+    let counts = "SELECT (SELECT count(*) FROM pg_description d WHERE d.objoid >= 16384 AND d.classoid <> 'pg_extension'::regclass
+                            AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = d.objoid AND e.deptype = 'e')),
+                         (SELECT count(*) FROM pg_publication),
+                         (SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relnamespace = 's1'::regnamespace)";
+    assert_ne!(pg.psql("src", counts).unwrap(), "0|0|0");
+    assert_eq!(pg.psql("native", counts).unwrap(), "0|0|0");
+    // the same for the rendered SQL
+    let sql = dir.path().join("left_out.sql");
+    let o = common::coffer_command()
+        .args(["restore", "pg"])
+        .arg(&archive)
+        .args(left_out)
+        .arg("-f")
+        .arg(&sql)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let script = std::fs::read_to_string(&sql).unwrap();
+    for absent in [
+        "COMMENT ON",
+        "PUBLICATION",
+        "default_tablespace = coffer_ts",
+        "OWNER TO",
+        "GRANT ",
+    ] {
+        assert!(!script.contains(absent), "-f wrote {absent:?}");
+    }
+}
+
+#[test]
+fn no_toast_compression_restores_lz4_columns_into_a_server_without_lz4() {
+    // Debian's PostgreSQL 15 has lz4; the version matrix's 18 does not
+    let source = PgServer::start().unwrap();
+    source.create_database("src").unwrap();
+    let lz4 = source.psql(
+        "src",
+        "CREATE TABLE squeezed (id int PRIMARY KEY, body text COMPRESSION lz4, other text COMPRESSION pglz);
+         INSERT INTO squeezed SELECT g, repeat(md5(g::text), 400), 'x' FROM generate_series(1, 50) g;
+         SELECT pg_column_compression(body) FROM squeezed LIMIT 1",
+    );
+    let Ok(method) = lz4 else {
+        panic!("Debian's PostgreSQL 15 should support lz4: {lz4:?}");
+    };
+    assert_eq!(method, "lz4");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("lz4.coffer");
+    dump(&source, "src", &archive, &[]);
+    let target = server(18);
+    target.create_database("plain").unwrap();
+    let o = restore(&target, &archive, "plain", &[]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "18 without lz4 took an lz4 column: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("lz4"), "{}", text(&o));
+    target.create_database("flagged").unwrap();
+    let o = restore(&target, &archive, "flagged", &["--no-toast-compression"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        target
+            .psql(
+                "flagged",
+                "SELECT count(*), bool_and(body = repeat(md5(id::text), 400)),
+                        (SELECT string_agg(attcompression::text, ',' ORDER BY attnum) FROM pg_attribute
+                          WHERE attrelid = 'squeezed'::regclass AND attnum > 0)
+                 FROM squeezed"
+            )
+            .unwrap(),
+        "50|t|,,"
+    );
+}
