@@ -281,3 +281,97 @@ fn r9_a_failed_statement_is_one_failure_and_everything_else_is_restored() {
         text(&o)
     );
 }
+
+/// A server with coffer's test security label provider loaded (built here against the
+/// server's own headers: tests/fixtures/pg/seclabel).
+fn server_with_label_provider() -> (PgServer, tempfile::TempDir) {
+    let probe = PgServer::start().expect("start postgres");
+    let pg_config = probe.client_bindir().join("pg_config");
+    let include = std::process::Command::new(&pg_config)
+        .arg("--includedir-server")
+        .output()
+        .expect("pg_config");
+    let include = String::from_utf8(include.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        std::path::Path::new(&include).join("postgres.h").exists(),
+        "the server's headers are missing in {include}: install postgresql-server-dev-all (scripts/setup does)"
+    );
+    drop(probe);
+    let dir = tempfile::tempdir().unwrap();
+    // the server runs as another user, who must be able to read the module
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let module = dir.path().join("coffer_seclabel.so");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/pg/seclabel/coffer_seclabel.c");
+    let cc = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&module)
+        .arg(format!("-I{include}"))
+        .arg(&source)
+        .output()
+        .expect("cc");
+    assert!(
+        cc.status.success(),
+        "building the label provider: {}",
+        text(&cc)
+    );
+    let pg = PgServer::builder()
+        .setting("shared_preload_libraries", module.to_str().unwrap())
+        .start()
+        .expect("start postgres with the label provider");
+    pg.psql(
+        "postgres",
+        "CREATE ROLE r_reader; CREATE ROLE r_mid; CREATE ROLE r_leaf;",
+    )
+    .unwrap();
+    (pg, dir)
+}
+
+const LABELLED: &str = "
+    CREATE SCHEMA sl;
+    CREATE TABLE sl.t (id int PRIMARY KEY, secret text);
+    INSERT INTO sl.t VALUES (1, 'x');
+    ALTER TABLE sl.t ADD CONSTRAINT t_nv CHECK (id > 1) NOT VALID;
+    CREATE VIEW sl.v AS SELECT id FROM sl.t;
+    CREATE MATERIALIZED VIEW sl.mv AS SELECT id FROM sl.t;
+    CREATE SEQUENCE sl.s;
+    CREATE FUNCTION sl.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+    CREATE TYPE sl.e AS ENUM ('a');
+    CREATE DOMAIN sl.d AS int;
+    CREATE TYPE sl.c AS (x int, y text);
+    CREATE FUNCTION sl.evt() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+    CREATE EVENT TRIGGER sl_evt ON ddl_command_end EXECUTE FUNCTION sl.evt();
+    CREATE PUBLICATION sl_pub FOR TABLE sl.t;
+    SELECT lo_from_bytea(70001, 'labelled');
+    SECURITY LABEL FOR coffer ON SCHEMA sl IS 'schema label';
+    SECURITY LABEL FOR coffer ON TABLE sl.t IS 'table label';
+    SECURITY LABEL FOR coffer ON COLUMN sl.t.secret IS 'MASKED WITH VALUE ''x''';
+    SECURITY LABEL FOR coffer ON VIEW sl.v IS 'view label';
+    SECURITY LABEL FOR coffer ON MATERIALIZED VIEW sl.mv IS 'mv label';
+    SECURITY LABEL FOR coffer ON SEQUENCE sl.s IS 'sequence label';
+    SECURITY LABEL FOR coffer ON FUNCTION sl.f() IS 'function label';
+    SECURITY LABEL FOR coffer ON TYPE sl.e IS 'type label';
+    SECURITY LABEL FOR coffer ON DOMAIN sl.d IS 'domain label';
+    SECURITY LABEL FOR coffer ON COLUMN sl.c.y IS 'composite attribute label';
+    SECURITY LABEL FOR coffer ON EVENT TRIGGER sl_evt IS 'event trigger label';
+    SECURITY LABEL FOR coffer ON PUBLICATION sl_pub IS 'publication label';
+    SECURITY LABEL FOR coffer ON LARGE OBJECT 70001 IS 'large object label';";
+
+const LABELS: &str = "SELECT objtype, objname, provider, label FROM pg_seclabels WHERE objname NOT LIKE 'pg_%' ORDER BY 1, 2";
+
+#[test]
+fn security_labels_follow_their_objects_and_can_be_left_out() {
+    let (pg, _module) = server_with_label_provider();
+    let (_, archive) = round_trip(&pg, "labels", LABELLED);
+    let expected = pg.psql("src", LABELS).unwrap();
+    assert_eq!(expected.lines().count(), 13, "{expected}");
+    assert_eq!(pg.psql("dst", LABELS).unwrap(), expected);
+    pg.create_database("unlabelled").unwrap();
+    let o = restore(&pg, &archive, "unlabelled", &["--no-security-labels"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(pg.psql("unlabelled", LABELS).unwrap(), "");
+}

@@ -1,6 +1,8 @@
-//! COMMENT ON for every dumped object, column and constraint. The server names each
-//! commented object with `pg_identify_object`, whose identity is already quoted and
-//! qualified the way COMMENT ON takes it.
+//! COMMENT ON and SECURITY LABEL for every dumped object, column and constraint. The
+//! server names each object with `pg_identify_object`, whose identity is already quoted
+//! and qualified the way both commands take it. Each is an entry attached to the object
+//! it is about, in that object's section, after it: a comment on a NOT VALID constraint
+//! comes after the data, one on an event trigger at the very end.
 
 use std::collections::HashMap;
 
@@ -9,51 +11,67 @@ use crate::error::Result;
 use crate::pg::toc::{CatalogKey, Object, Section, defines};
 
 pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
-    // the section of each dumped object: a comment is restored with its object
-    // the section of each dumped object: a comment is restored after its object, in the
-    // same section, wherever that is (post-data for a NOT VALID constraint, the very
-    // end for an event trigger)
+    attach(
+        cx,
+        "COMMENT",
+        "SELECT d.classoid, d.objoid, d.objsubid, i.type, i.identity, quote_literal(d.description), i.schema, NULL::text
+         FROM pg_description d, LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) i
+         WHERE d.objoid >= 16384 AND i.identity IS NOT NULL
+         ORDER BY i.schema NULLS FIRST, i.identity",
+    )
+    .await?;
+    attach(
+        cx,
+        "SECURITY LABEL",
+        "SELECT l.classoid, l.objoid, l.objsubid, i.type, i.identity, quote_literal(l.label), i.schema, quote_ident(l.provider)
+         FROM pg_seclabel l, LATERAL pg_identify_object(l.classoid, l.objoid, l.objsubid) i
+         WHERE l.objoid >= 16384 AND i.identity IS NOT NULL
+         ORDER BY i.schema NULLS FIRST, i.identity, l.provider",
+    )
+    .await
+}
+
+/// Comments (`kind` COMMENT) or security labels (SECURITY LABEL) from `sql`, which
+/// returns class, object, sub-object, identity type, identity, the text as a literal,
+/// schema, and the label provider (quoted) for security labels.
+async fn attach(cx: &mut Cx<'_>, kind: &'static str, sql: &str) -> Result<()> {
     let sections: HashMap<CatalogKey, Section> = cx
         .objects
         .iter()
         .filter(|o| defines(o.kind))
         .map(|o| (o.key, o.section))
         .collect();
-    let rows = cx
-        .query(
-            "SELECT d.classoid, d.objoid, d.objsubid, i.type, i.identity, quote_literal(d.description), i.schema
-             FROM pg_description d, LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) i
-             WHERE d.objoid >= 16384 AND i.identity IS NOT NULL
-             ORDER BY i.schema NULLS FIRST, i.identity",
-            &[],
-        )
-        .await?;
+    let rows = cx.query(sql, &[]).await?;
     for r in rows {
         let key: CatalogKey = (r.get(0), r.get(1));
         let ty: String = r.get(3);
         let identity: String = r.get(4);
         let text: String = r.get(5);
         let schema: Option<String> = r.get(6);
+        let provider: Option<String> = r.get(7);
         // a constraint written inside CREATE TABLE (or DOMAIN), or an attribute of a
         // composite type, is dumped with the object that holds it
         let owner_key = cx.owner_of(key);
         let Some(&section) = sections.get(&owner_key) else {
-            continue;
+            continue; // not dumped (an extension's object, or filtered out)
         };
         let Some(target) = comment_target(&ty, &identity) else {
-            tracing::warn!("comment on {ty} {identity} is not dumped: unknown object type");
+            tracing::warn!("{kind} on {ty} {identity} is not dumped: unknown object type");
             continue;
         };
-        let sql = format!("COMMENT ON {target} IS {text};");
-        let mut o =
-            Object::new(key, section, "COMMENT", format!("{ty} {identity}"), sql).dep(owner_key);
+        let sql = match &provider {
+            Some(p) => format!("SECURITY LABEL FOR {p} ON {target} IS {text};"),
+            None => format!("COMMENT ON {target} IS {text};"),
+        };
+        let mut o = Object::new(key, section, kind, format!("{ty} {identity}"), sql).dep(owner_key);
         o.schema = schema;
         cx.objects.push(o);
     }
     Ok(())
 }
 
-/// `COMMENT ON` target for a `pg_identify_object` type and identity.
+/// The `COMMENT ON` (and `SECURITY LABEL … ON`) target for a `pg_identify_object` type
+/// and identity.
 fn comment_target(ty: &str, identity: &str) -> Option<String> {
     let on_split = |id: &str| split_on(id).map(|(name, rel)| format!("{name} ON {rel}"));
     Some(match ty {
