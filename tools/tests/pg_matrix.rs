@@ -220,13 +220,18 @@ fn restore_options_leave_out_what_pg_dump_leaves_out() {
     let left_out = [
         "--no-comments",
         "--no-publications",
+        "--no-subscriptions",
         "--no-tablespaces",
         "--no-owner",
         "--no-privileges",
     ];
     // the oracle: pg_dump's own options of those names, on the source
     let expected = coffer_testkit::oracle::schema(&pg, "src", &left_out).unwrap();
-    assert!(!expected.contains("COMMENT ON") && !expected.contains("PUBLICATION"));
+    assert!(
+        !expected.contains("COMMENT ON")
+            && !expected.contains("PUBLICATION")
+            && !expected.contains("SUBSCRIPTION")
+    );
     pg.create_database("native").unwrap();
     let o = restore(
         &pg,
@@ -243,7 +248,8 @@ fn restore_options_leave_out_what_pg_dump_leaves_out() {
     // (CREATE EXTENSION brings the comments on the extensions and their objects)
     let counts = "SELECT (SELECT count(*) FROM pg_description d WHERE d.objoid >= 16384 AND d.classoid <> 'pg_extension'::regclass
                             AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = d.objoid AND e.deptype = 'e')),
-                         (SELECT count(*) FROM pg_publication),
+                         (SELECT count(*) FROM pg_publication)
+                           + (SELECT count(*) FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
                          (SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relnamespace = 's1'::regnamespace)";
     assert_ne!(pg.psql("src", counts).unwrap(), "0|0|0");
     assert_eq!(pg.psql("native", counts).unwrap(), "0|0|0");

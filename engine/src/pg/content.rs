@@ -19,6 +19,8 @@ pub struct Content {
     pub no_publications: bool,
     /// `--no-security-labels`.
     pub no_security_labels: bool,
+    /// `--no-subscriptions`: no subscriptions, nor comments on them.
+    pub no_subscriptions: bool,
     /// `--no-statistics`: the planner statistics read at dump time are not replayed.
     pub no_statistics: bool,
     /// `--no-tablespaces`: everything is created in the target's default tablespace.
@@ -36,6 +38,7 @@ impl Content {
             "COMMENT" => self.no_comments,
             "SECURITY LABEL" => self.no_security_labels,
             "STATISTICS DATA" => self.no_statistics,
+            "SUBSCRIPTION" => self.no_subscriptions,
             "PUBLICATION" | "PUBLICATION TABLE" | "PUBLICATION TABLES IN SCHEMA" => {
                 self.no_publications
             }

@@ -179,7 +179,8 @@ pub async fn dump(
         .await
         .map_err(|e| sql_error(e, "reading the database encoding"))?
         .get(0);
-    let (entries, warnings) = toc::build(cat.objects);
+    let (entries, mut warnings) = toc::build(cat.objects);
+    warnings.extend(cat.warnings);
     let source = Source {
         server_version: leader.server_version.clone(),
         server_version_num: leader.server_version_num,

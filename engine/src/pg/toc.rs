@@ -217,6 +217,8 @@ pub(crate) fn defines(kind: &str) -> bool {
             | "STATISTICS DATA"
             | "ROW SECURITY"
             | "MATERIALIZED VIEW DATA"
+            | "DEPENDS ON EXTENSION"
+            | "DEFAULT"
     )
 }
 
@@ -225,18 +227,24 @@ pub(crate) fn defines(kind: &str) -> bool {
 fn priority(kind: &str) -> u32 {
     const ORDER: &[&str] = &[
         "SCHEMA",
-        "EXTENSION",
+        "PROCEDURAL LANGUAGE",
         "COLLATION",
+        "TRANSFORM",
+        "EXTENSION",
+        "SHELL TYPE",
         "TYPE",
         "DOMAIN",
-        "SHELL TYPE",
         "CAST",
         "FUNCTION",
         "PROCEDURE",
         "AGGREGATE",
+        "ACCESS METHOD",
         "OPERATOR",
         "OPERATOR FAMILY",
         "OPERATOR CLASS",
+        "CONVERSION",
+        "TEXT SEARCH PARSER",
+        "TEXT SEARCH TEMPLATE",
         "TEXT SEARCH DICTIONARY",
         "TEXT SEARCH CONFIGURATION",
         "FOREIGN DATA WRAPPER",
@@ -265,6 +273,8 @@ fn priority(kind: &str) -> u32 {
         "ROW SECURITY",
         "PUBLICATION",
         "PUBLICATION TABLE",
+        "PUBLICATION TABLES IN SCHEMA",
+        "SUBSCRIPTION",
         "COMMENT",
         "ACL",
         "DEFAULT ACL",

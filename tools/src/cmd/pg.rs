@@ -247,6 +247,9 @@ pub struct RestoreArgs {
     /// Do not restore security labels.
     #[arg(long)]
     pub no_security_labels: bool,
+    /// Do not restore subscriptions (nor their comments).
+    #[arg(long)]
+    pub no_subscriptions: bool,
     /// Do not replay the planner statistics read at dump time (which a target of
     /// PostgreSQL 18 or later gets by default, so it plans well before ANALYZE).
     #[arg(long)]
@@ -495,6 +498,7 @@ fn content(args: &RestoreArgs) -> Content {
         no_comments: args.no_comments,
         no_publications: args.no_publications,
         no_security_labels: args.no_security_labels,
+        no_subscriptions: args.no_subscriptions,
         no_statistics: args.no_statistics,
         no_tablespaces: args.no_tablespaces,
         no_toast_compression: args.no_toast_compression,

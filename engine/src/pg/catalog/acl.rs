@@ -26,10 +26,10 @@ fn baseline(class: &str, oid: &str, acltype: &str, owner: &str) -> String {
 
 /// One object's privileges: `(class, oid, GRANT target kind, SQL target, column, acl,
 /// baseline, schema, name, owner, extension)`, listed by SQL so that `aclexplode` does the
-/// parsing. An object of an extension is listed when the dump holds the extension (a
-/// whole-database dump): its privileges are compared with what the extension's script
-/// gave it (pg_init_privs), so only the user's changes are replayed, after CREATE
-/// EXTENSION (as pg_dump does).
+/// parsing. An object of an extension, or of `pg_catalog`, is listed when the dump holds
+/// the whole database: its privileges are compared with what the extension's script or
+/// initdb gave it (pg_init_privs), so only the user's changes (a REVOKE from PUBLIC on a
+/// system function, say) are replayed, after CREATE EXTENSION (as pg_dump does).
 fn objects() -> String {
     let class_member = member_of("pg_class", "c.oid");
     let proc_member = member_of("pg_proc", "p.oid");
@@ -63,13 +63,13 @@ fn objects() -> String {
                 {class_member} AS extension
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-            AND (c.oid = ANY($1) OR ($3 AND {class_member} IS NOT NULL))
+            AND (c.oid = ANY($1) OR ($3 AND ({class_member} IS NOT NULL OR c.relnamespace = 'pg_catalog'::regnamespace)))
          UNION ALL
          SELECT 'pg_class'::regclass::oid, c.oid, 'TABLE', format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), a.attacl,
                 (SELECT i.initprivs FROM pg_init_privs i WHERE i.classoid = 'pg_class'::regclass AND i.objoid = c.oid AND i.objsubid = a.attnum),
                 n.nspname, c.relname || '.' || a.attname, c.relowner, {class_member}
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE (c.oid = ANY($1) OR ($3 AND {class_member} IS NOT NULL)) AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE (c.oid = ANY($1) OR ($3 AND ({class_member} IS NOT NULL OR c.relnamespace = 'pg_catalog'::regnamespace))) AND a.attnum > 0 AND NOT a.attisdropped
          UNION ALL
          SELECT 'pg_namespace'::regclass::oid, n.oid, 'SCHEMA', quote_ident(n.nspname), NULL, n.nspacl,
                 {ns_base}, NULL, n.nspname, n.nspowner, {ns_member}
@@ -79,12 +79,14 @@ fn objects() -> String {
                 format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL, p.proacl,
                 {proc_base}, n.nspname, p.proname, p.proowner, {proc_member}
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-          WHERE $3 AND ((p.pronamespace = ANY($2) AND {proc_member} IS NULL) OR {proc_member} IS NOT NULL)
+          WHERE $3 AND ((p.pronamespace = ANY($2) AND {proc_member} IS NULL) OR {proc_member} IS NOT NULL
+                      OR p.pronamespace = 'pg_catalog'::regnamespace)
          UNION ALL
          SELECT 'pg_type'::regclass::oid, t.oid, CASE WHEN t.typtype = 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
                 format('%I.%I', n.nspname, t.typname), NULL, t.typacl, {type_base}, n.nspname, t.typname, t.typowner, {type_member}
            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-          WHERE $3 AND ((t.typnamespace = ANY($2) AND {type_member} IS NULL) OR {type_member} IS NOT NULL)
+          WHERE $3 AND ((t.typnamespace = ANY($2) AND {type_member} IS NULL) OR {type_member} IS NOT NULL
+                      OR t.typnamespace = 'pg_catalog'::regnamespace)
             AND NOT (t.typcategory = 'A' AND t.typelem <> 0)
             AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
          UNION ALL

@@ -1,4 +1,5 @@
-//! COMMENT ON and SECURITY LABEL for every dumped object, column and constraint. The
+//! COMMENT ON, SECURITY LABEL and ALTER … DEPENDS ON EXTENSION for every dumped object,
+//! column and constraint. The
 //! server names each object with `pg_identify_object`, whose identity is already quoted
 //! and qualified the way both commands take it. Each is an entry attached to the object
 //! it is about, in that object's section, after it: a comment on a NOT VALID constraint
@@ -28,12 +29,25 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
          WHERE l.objoid >= 16384 AND i.identity IS NOT NULL
          ORDER BY i.schema NULLS FIRST, i.identity, l.provider",
     )
+    .await?;
+    // an object marked as going with an extension (dropped with it), which is not one
+    // of its members
+    attach(
+        cx,
+        "DEPENDS ON EXTENSION",
+        "SELECT d.classid, d.objid, 0, i.type, i.identity, quote_ident(x.extname), i.schema, NULL::text
+         FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid,
+              LATERAL pg_identify_object(d.classid, d.objid, 0) i
+         WHERE d.deptype = 'x' AND d.refclassid = 'pg_extension'::regclass AND d.objid >= 16384
+         ORDER BY i.schema NULLS FIRST, i.identity, x.extname",
+    )
     .await
 }
 
-/// Comments (`kind` COMMENT) or security labels (SECURITY LABEL) from `sql`, which
-/// returns class, object, sub-object, identity type, identity, the text as a literal,
-/// schema, and the label provider (quoted) for security labels.
+/// Comments (`kind` COMMENT), security labels (SECURITY LABEL) or marks of going with
+/// an extension (DEPENDS ON EXTENSION) from `sql`, which returns class, object,
+/// sub-object, identity type, identity, the text as a literal (the extension's name,
+/// quoted, for the last), schema, and the label provider (quoted) for security labels.
 async fn attach(cx: &mut Cx<'_>, kind: &'static str, sql: &str) -> Result<()> {
     let sections: HashMap<CatalogKey, Section> = cx
         .objects
@@ -59,9 +73,10 @@ async fn attach(cx: &mut Cx<'_>, kind: &'static str, sql: &str) -> Result<()> {
             tracing::warn!("{kind} on {ty} {identity} is not dumped: unknown object type");
             continue;
         };
-        let sql = match &provider {
-            Some(p) => format!("SECURITY LABEL FOR {p} ON {target} IS {text};"),
-            None => format!("COMMENT ON {target} IS {text};"),
+        let sql = match (kind, &provider) {
+            ("SECURITY LABEL", Some(p)) => format!("SECURITY LABEL FOR {p} ON {target} IS {text};"),
+            ("DEPENDS ON EXTENSION", _) => format!("ALTER {target} DEPENDS ON EXTENSION {text};"),
+            _ => format!("COMMENT ON {target} IS {text};"),
         };
         let mut o = Object::new(key, section, kind, format!("{ty} {identity}"), sql).dep(owner_key);
         o.schema = schema;
@@ -88,6 +103,14 @@ fn comment_target(ty: &str, identity: &str) -> Option<String> {
         "statistics object" => format!("STATISTICS {identity}"),
         "foreign-data wrapper" => format!("FOREIGN DATA WRAPPER {identity}"),
         "cast" => format!("CAST {identity}"),
+        // `for TYPE on language LANG` (`for TYPE language LANG` from 16)
+        "transform" => {
+            let rest = identity.strip_prefix("for ")?;
+            let (ty, lang) = rest
+                .rsplit_once(" on language ")
+                .or_else(|| rest.rsplit_once(" language "))?;
+            format!("TRANSFORM FOR {ty} LANGUAGE {lang}")
+        }
         "table"
         | "view"
         | "materialized view"
@@ -109,7 +132,14 @@ fn comment_target(ty: &str, identity: &str) -> Option<String> {
         | "text search configuration"
         | "text search dictionary"
         | "language"
-        | "large object" => {
+        | "large object"
+        | "operator class"
+        | "operator family"
+        | "conversion"
+        | "access method"
+        | "text search parser"
+        | "text search template"
+        | "subscription" => {
             format!("{} {identity}", ty.to_uppercase())
         }
         _ => return None,
@@ -155,5 +185,11 @@ mod tests {
             "MATERIALIZED VIEW s.m"
         );
         assert!(comment_target("weird thing", "x").is_none());
+        for identity in ["for integer on language sql", "for integer language sql"] {
+            assert_eq!(
+                comment_target("transform", identity).unwrap(),
+                "TRANSFORM FOR integer LANGUAGE sql"
+            );
+        }
     }
 }

@@ -6,11 +6,13 @@
 //! exist, and built from the catalogs where they do not (tables, types, sequences).
 //! Every query runs in the leader's snapshot, after the dumped tables are locked.
 
+mod access_methods;
 mod acl;
 mod comments;
 mod filter;
 mod foreign;
 mod functions;
+mod languages;
 mod large_objects;
 mod planner_stats;
 mod publications;
@@ -57,6 +59,19 @@ pub mod class {
     pub const PG_DEFAULT_ACL: u32 = 826;
     pub const PG_LANGUAGE: u32 = 2612;
     pub const PG_ATTRDEF: u32 = 2604;
+    pub const PG_AM: u32 = 2601;
+    pub const PG_AMOP: u32 = 2602;
+    pub const PG_AMPROC: u32 = 2603;
+    pub const PG_OPCLASS: u32 = 2616;
+    pub const PG_OPFAMILY: u32 = 2753;
+    pub const PG_CONVERSION: u32 = 2607;
+    pub const PG_TRANSFORM: u32 = 3576;
+    pub const PG_TS_PARSER: u32 = 3601;
+    pub const PG_TS_TEMPLATE: u32 = 3764;
+    pub const PG_SUBSCRIPTION: u32 = 6100;
+    /// Not a catalog: the key of a base type's shell (`CREATE TYPE name;`), which its
+    /// input and output functions need before the type can be defined.
+    pub const SHELL_TYPE: u32 = 0;
 }
 
 /// A table (or other relation) selected for the dump.
@@ -86,6 +101,8 @@ pub struct Catalog {
     pub lock_list: Vec<String>,
     /// Large objects whose content is dumped.
     pub large_objects: Vec<u32>,
+    /// What was left out, and why (subscriptions a non-superuser cannot read).
+    pub warnings: Vec<String>,
 }
 
 /// Shared state while reading: the client, what is selected, pg_depend.
@@ -103,6 +120,8 @@ pub(crate) struct Cx<'a> {
     pub no_data: HashSet<u32>,
     /// Whether large objects are dumped: in whole-database dumps, as pg_dump does.
     pub large_objects: bool,
+    /// Base types and their input, output… functions, which need only the type's shell.
+    pub base_type_functions: Vec<(u32, Vec<u32>)>,
     /// Catalog rows that belong to another dumped object ([`load_owners`]).
     pub owners: HashMap<CatalogKey, CatalogKey>,
     /// Dependencies, object → the objects it needs, sub-objects mapped to their owners.
@@ -134,6 +153,36 @@ impl Cx<'_> {
     /// The dumped object a catalog row belongs to: itself, unless [`load_owners`] maps it.
     pub fn owner_of(&self, key: CatalogKey) -> CatalogKey {
         self.owners.get(&key).copied().unwrap_or(key)
+    }
+
+    /// A dependency on a row that is part of another object is one on that object.
+    fn resolve_owners(&mut self) {
+        for o in &mut self.objects {
+            for d in &mut o.deps {
+                *d = self.owners.get(d).copied().unwrap_or(*d);
+            }
+        }
+    }
+
+    /// A base type's own functions need only its shell, since they are what defines it.
+    fn shells_first(&mut self) {
+        for (ty, functions) in &self.base_type_functions {
+            for o in self
+                .objects
+                .iter_mut()
+                .filter(|o| o.key.0 == class::PG_PROC && functions.contains(&o.key.1))
+            {
+                for d in &mut o.deps {
+                    if *d == (class::PG_TYPE, *ty) {
+                        *d = (class::SHELL_TYPE, *ty);
+                    }
+                }
+                // --clean: DROP TYPE … CASCADE (dropped first) has taken it already
+                if let Some((_, if_exists)) = &o.drop {
+                    o.drop = Some((if_exists.clone(), if_exists.clone()));
+                }
+            }
+        }
     }
 
     /// The object's dependencies from pg_depend.
@@ -197,6 +246,7 @@ pub async fn read(
             && !filters.schema_only
             && filters.schemas.is_empty()
             && filters.exclude_schemas.is_empty(),
+        base_type_functions: Vec::new(),
         owners: HashMap::new(),
         deps: HashMap::new(),
         objects: Vec::new(),
@@ -206,19 +256,26 @@ pub async fn read(
     if cx.whole_schemas {
         schema_objects::load(&mut cx).await?;
         functions::load(&mut cx).await?;
+        languages::load(&mut cx).await?;
+        access_methods::load(&mut cx).await?;
         text_search::load(&mut cx).await?;
         foreign::load(&mut cx).await?;
     }
     let data_tables = relations::load(&mut cx).await?;
     table_parts::load(&mut cx).await?;
+    let mut warnings = Vec::new();
     if cx.whole_schemas {
         publications::load(&mut cx).await?;
+        warnings.extend(publications::subscriptions(&mut cx).await?);
     }
     let large_objects = if cx.large_objects {
         large_objects::load(&mut cx).await?
     } else {
         Vec::new()
     };
+    cx.resolve_owners();
+    cx.shells_first();
+    postpone(&mut cx.objects);
     if !filters.schema_only {
         // as pg_dump: no statistics in a schema-only dump, nor of tables whose rows
         // are left out
@@ -227,12 +284,7 @@ pub async fn read(
     }
     acl::load(&mut cx).await?;
     comments::load(&mut cx).await?;
-    // a dependency on a row that is part of another object is one on that object
-    for o in &mut cx.objects {
-        for d in &mut o.deps {
-            *d = cx.owners.get(d).copied().unwrap_or(*d);
-        }
-    }
+    cx.resolve_owners();
     let data_tables = if filters.schema_only {
         cx.objects.retain(|o| o.section != Section::Data);
         Vec::new()
@@ -244,7 +296,43 @@ pub async fn read(
         data_tables,
         lock_list,
         large_objects,
+        warnings,
     })
+}
+
+/// A function, view or materialized view that needs something created after the data
+/// (a query that groups by a primary key relies on the key) is created after the data
+/// too, as pg_dump postpones it; so is whatever else of those kinds needs it in turn.
+fn postpone(objects: &mut [Object]) {
+    const MOVABLE: &[&str] = &[
+        "FUNCTION",
+        "PROCEDURE",
+        "AGGREGATE",
+        "VIEW",
+        "MATERIALIZED VIEW",
+    ];
+    loop {
+        let sections: HashMap<CatalogKey, Section> = objects
+            .iter()
+            .filter(|o| super::toc::defines(o.kind))
+            .map(|o| (o.key, o.section))
+            .collect();
+        let mut moved = false;
+        for o in objects.iter_mut() {
+            if o.section == Section::PreData
+                && MOVABLE.contains(&o.kind)
+                && o.deps
+                    .iter()
+                    .any(|d| sections.get(d) == Some(&Section::PostData))
+            {
+                o.section = Section::PostData;
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
 }
 
 /// Catalog rows that are not objects of their own in a dump, mapped onto the object that
@@ -308,6 +396,15 @@ async fn load_owners(client: &Client, version: i32) -> Result<HashMap<CatalogKey
         } else if typid != 0 && inline {
             map.insert((PG_CONSTRAINT, oid), (PG_TYPE, typid));
         }
+    }
+    // a member of an operator class or family (pg_amop, pg_amproc) is written with it
+    for r in q("SELECT classid, objid, refclassid, refobjid FROM pg_depend
+          WHERE classid IN ('pg_amop'::regclass, 'pg_amproc'::regclass)
+            AND refclassid IN ('pg_opclass'::regclass, 'pg_opfamily'::regclass)
+            AND deptype IN ('a', 'i') AND objid >= 16384")
+    .await?
+    {
+        map.insert((r.get(0), r.get(1)), (r.get(2), r.get(3)));
     }
     // the index of a key or exclusion constraint is built by ADD CONSTRAINT: what needs
     // the index (a foreign key, a CLUSTER ON) needs the constraint

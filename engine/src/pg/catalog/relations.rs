@@ -84,7 +84,8 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     quote_ident(am.amname),
                     c.relispopulated, c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
                     quote_ident(fs.srvname), {ft_options},
-                    (SELECT quote_ident(t.spcname) FROM pg_tablespace t WHERE t.oid = c.reltablespace)
+                    (SELECT quote_ident(t.spcname) FROM pg_tablespace t WHERE t.oid = c.reltablespace),
+                    CASE WHEN c.reloftype <> 0 THEN format_type(c.reloftype, NULL) END
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
              LEFT JOIN pg_am am ON am.oid = c.relam
@@ -132,6 +133,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
         let foreign: Option<(String, Option<String>)> =
             r.get::<_, Option<String>>(23).map(|srv| (srv, r.get(24)));
         let tablespace: Option<String> = r.get(25);
+        let of_type: Option<String> = r.get(26);
         let cols = columns.get(&oid).cloned().unwrap_or_default();
         let key = (PG_CLASS, oid);
         let with = if options.is_empty() {
@@ -151,6 +153,24 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                         .schema(&schema)
                         .owned(&owner, "VIEW", &q, &qowner),
                 );
+                // a view's column default (for inserts through it) is set after it
+                for c in cols.iter().filter(|c| c.default.is_some()) {
+                    let e = c.default.as_deref().unwrap_or_default();
+                    cx.objects.push(
+                        Object::new(
+                            key,
+                            Section::PreData,
+                            "DEFAULT",
+                            format!("{name} {}", c.name),
+                            format!(
+                                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET DEFAULT {e};",
+                                c.name
+                            ),
+                        )
+                        .schema(&schema)
+                        .dep(key),
+                    );
+                }
             }
             'm' => {
                 let def = viewdef.unwrap_or_default();
@@ -198,6 +218,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     partkey: partkey.as_deref(),
                     access_method: access_method.as_deref(),
                     foreign: foreign.as_ref(),
+                    of_type: of_type.as_deref(),
                     with: &with,
                     checks: &checks
                         .get(&oid)
@@ -388,6 +409,8 @@ struct TableSpec<'a> {
     checks: &'a [String],
     /// For a foreign table: its server and `OPTIONS` list.
     foreign: Option<&'a (String, Option<String>)>,
+    /// For a typed table (`CREATE TABLE … OF type`): the type.
+    of_type: Option<&'a str>,
 }
 
 /// CREATE TABLE and the column settings that CREATE TABLE cannot say; apart, the
@@ -414,7 +437,19 @@ fn table_sql(t: &TableSpec<'_>) -> (String, Option<String>) {
         // a partition spells every column (it is attached after it is created); an
         // inheritance child its own columns and those it merges with a parent's
         let spelled_here = t.is_partition || c.is_local || !c.inherited;
-        if spelled_here {
+        if t.of_type.is_some() {
+            // a typed table's columns are its type's: only their options are written
+            let mut d = String::new();
+            if let Some(e) = &c.default {
+                d.push_str(&format!(" DEFAULT {e}"));
+            }
+            if let Some(nn) = c.not_null.as_ref().filter(|nn| nn.valid) {
+                d.push_str(&nn.clause());
+            }
+            if !d.is_empty() {
+                defs.push(format!("    {} WITH OPTIONS{d}", c.name));
+            }
+        } else if spelled_here {
             let mut d = format!("    {} {}", c.name, c.type_sql);
             if let Some(o) = &c.fdw_options {
                 d.push_str(&format!(" OPTIONS ({o})"));
@@ -505,10 +540,17 @@ fn table_sql(t: &TableSpec<'_>) -> (String, Option<String>) {
     } else {
         "TABLE"
     };
-    out.push_str(&format!(
-        "CREATE {unlogged}{table} {q} (\n{}\n)",
-        defs.join(",\n")
-    ));
+    match t.of_type {
+        Some(ty) if defs.is_empty() => out.push_str(&format!("CREATE {unlogged}TABLE {q} OF {ty}")),
+        Some(ty) => out.push_str(&format!(
+            "CREATE {unlogged}TABLE {q} OF {ty} (\n{}\n)",
+            defs.join(",\n")
+        )),
+        None => out.push_str(&format!(
+            "CREATE {unlogged}{table} {q} (\n{}\n)",
+            defs.join(",\n")
+        )),
+    }
     if !t.parents.is_empty() && !t.is_partition {
         out.push_str(&format!("\nINHERITS ({})", t.parents.join(", ")));
     }
@@ -575,6 +617,11 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
     } else {
         ("NULL::text, true, false, a.attislocal, 0::oid", "")
     };
+    // options a user set (n_distinct…); those a server keeps for itself are named pg_…
+    // and refused by SET (15.20 writes pg_attver on every column, and its own pg_dump
+    // leaves it out)
+    let attoptions =
+        "NULLIF(ARRAY(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\\_%'), '{}')";
     let attnotnull = if cx.version >= 180000 {
         "(a.attnotnull OR nn.oid IS NOT NULL)"
     } else {
@@ -587,7 +634,7 @@ async fn load_columns(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, Vec<Colu
                   (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
                 CASE WHEN a.attstorage <> t.typstorage THEN
                   CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' WHEN 'x' THEN 'EXTENDED' END END,
-                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, a.attoptions, {compression}, {fdw_options},
+                COALESCE(a.attstattarget, -1)::int, a.attislocal, a.attinhcount > 0, {attoptions}, {compression}, {fdw_options},
                 {not_null}
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum

@@ -3,7 +3,8 @@
 
 use super::Cx;
 use super::class::{
-    PG_COLLATION, PG_CONSTRAINT, PG_EVENT_TRIGGER, PG_EXTENSION, PG_NAMESPACE, PG_TYPE,
+    PG_COLLATION, PG_CONSTRAINT, PG_CONVERSION, PG_EVENT_TRIGGER, PG_EXTENSION, PG_NAMESPACE,
+    PG_TYPE, SHELL_TYPE,
 };
 use crate::error::Result;
 use crate::pg::toc::{Object, Section};
@@ -30,7 +31,9 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
     extensions(cx).await?;
     collations(cx).await?;
     types(cx).await?;
+    base_types(cx).await?;
     domain_constraints(cx).await?;
+    conversions(cx).await?;
     event_triggers(cx).await?;
     Ok(())
 }
@@ -302,12 +305,8 @@ async fn types(cx: &mut Cx<'_>) -> Result<()> {
                     ),
                 )
             }
-            _ => {
-                tracing::warn!(
-                    "base type {q} is not dumped: it is defined in C by an extension or library"
-                );
-                continue;
-            }
+            // base types are read by base_types, with their functions
+            _ => continue,
         };
         let o = Object::new((PG_TYPE, oid), Section::PreData, kind, &name, sql)
             .schema(&schema)
@@ -397,5 +396,178 @@ async fn event_triggers(cx: &mut Cx<'_>) -> Result<()> {
         .owned(&owner, "EVENT TRIGGER", &q, &qowner);
         cx.push(o);
     }
+    Ok(())
+}
+
+/// Encoding conversions (`CREATE [DEFAULT] CONVERSION`).
+async fn conversions(cx: &mut Cx<'_>) -> Result<()> {
+    let ns = cx.ns_array();
+    let sql = format!(
+        "SELECT c.oid, n.nspname, c.conname, format('%I.%I', n.nspname, c.conname), c.condefault,
+                quote_literal(pg_encoding_to_char(c.conforencoding)), quote_literal(pg_encoding_to_char(c.contoencoding)),
+                c.conproc::regproc::text, pg_get_userbyid(c.conowner), quote_ident(pg_get_userbyid(c.conowner))
+         FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace
+         WHERE c.connamespace = ANY($1) AND {} ORDER BY 2, 3",
+        not_member("pg_conversion", "c.oid")
+    );
+    for r in cx.query(&sql, &[&ns]).await? {
+        let oid: u32 = r.get(0);
+        let (schema, name, q): (String, String, String) = (r.get(1), r.get(2), r.get(3));
+        let default = if r.get::<_, bool>(4) { "DEFAULT " } else { "" };
+        let (from, to, func): (String, String, String) = (r.get(5), r.get(6), r.get(7));
+        let (owner, qowner): (String, String) = (r.get(8), r.get(9));
+        let sql = format!("CREATE {default}CONVERSION {q} FOR {from} TO {to} FROM {func};");
+        cx.push(
+            Object::new(
+                (PG_CONVERSION, oid),
+                Section::PreData,
+                "CONVERSION",
+                &name,
+                sql,
+            )
+            .schema(&schema)
+            .owned(&owner, "CONVERSION", &q, &qowner),
+        );
+    }
+    Ok(())
+}
+
+/// Base types (`CREATE TYPE … (INPUT = …, OUTPUT = …)`, their functions usually written
+/// in C) and shell types never defined (`CREATE TYPE name;`). A base type and its input
+/// and output functions need each other: as pg_dump does, a shell type comes first, the
+/// functions after it, and the full definition last.
+async fn base_types(cx: &mut Cx<'_>) -> Result<()> {
+    let ns = cx.ns_array();
+    let subscript = if cx.version >= 140000 {
+        "NULLIF(t.typsubscript, 0)::regproc::text, NULLIF(t.typsubscript, 0)"
+    } else {
+        "NULL::text, NULL::oid"
+    };
+    let sql = format!(
+        "SELECT t.oid, n.nspname, t.typname, format('%I.%I', n.nspname, t.typname), t.typisdefined,
+                pg_get_userbyid(t.typowner), quote_ident(pg_get_userbyid(t.typowner)),
+                t.typlen, t.typinput::regproc::text, t.typoutput::regproc::text,
+                NULLIF(t.typreceive, 0)::regproc::text, NULLIF(t.typsend, 0)::regproc::text,
+                NULLIF(t.typmodin, 0)::regproc::text, NULLIF(t.typmodout, 0)::regproc::text,
+                NULLIF(t.typanalyze, 0)::regproc::text, {subscript},
+                quote_literal(t.typdefault), t.typbyval, t.typalign::text, t.typstorage::text,
+                t.typcategory::text, t.typispreferred, t.typdelim::text,
+                CASE WHEN t.typelem <> 0 THEN format_type(t.typelem, NULL) END, t.typcollation <> 0,
+                ARRAY[t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout, t.typanalyze]::oid[]
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE t.typnamespace = ANY($1) AND (t.typtype = 'b' OR (t.typtype = 'p' AND NOT t.typisdefined))
+           AND NOT (t.typcategory = 'A' AND t.typelem <> 0) AND {}
+         ORDER BY 2, 3",
+        not_member("pg_type", "t.oid")
+    );
+    let mut io_functions: Vec<(u32, Vec<u32>)> = Vec::new();
+    for r in cx.query(&sql, &[&ns]).await? {
+        let oid: u32 = r.get(0);
+        let (schema, name, q): (String, String, String) = (r.get(1), r.get(2), r.get(3));
+        let defined: bool = r.get(4);
+        let (owner, qowner): (String, String) = (r.get(5), r.get(6));
+        if !defined {
+            cx.push(
+                Object::new(
+                    (PG_TYPE, oid),
+                    Section::PreData,
+                    "TYPE",
+                    &name,
+                    format!("CREATE TYPE {q};"),
+                )
+                .schema(&schema)
+                .owned(&owner, "TYPE", &q, &qowner),
+            );
+            continue;
+        }
+        let typlen: i16 = r.get(7);
+        let mut o = vec![if typlen < 0 {
+            "INTERNALLENGTH = variable".to_string()
+        } else {
+            format!("INTERNALLENGTH = {typlen}")
+        }];
+        o.push(format!("INPUT = {}", r.get::<_, String>(8)));
+        o.push(format!("OUTPUT = {}", r.get::<_, String>(9)));
+        for (i, key) in [
+            (10, "RECEIVE"),
+            (11, "SEND"),
+            (12, "TYPMOD_IN"),
+            (13, "TYPMOD_OUT"),
+            (14, "ANALYZE"),
+            (15, "SUBSCRIPT"),
+        ] {
+            if let Some(f) = r.get::<_, Option<String>>(i) {
+                o.push(format!("{key} = {f}"));
+            }
+        }
+        if let Some(d) = r.get::<_, Option<String>>(17) {
+            o.push(format!("DEFAULT = {d}"));
+        }
+        if let Some(e) = r.get::<_, Option<String>>(24) {
+            o.push(format!("ELEMENT = {e}"));
+        }
+        o.push(format!(
+            "ALIGNMENT = {}",
+            match r.get::<_, String>(19).as_str() {
+                "c" => "char",
+                "s" => "int2",
+                "d" => "double",
+                _ => "int4",
+            }
+        ));
+        o.push(format!(
+            "STORAGE = {}",
+            match r.get::<_, String>(20).as_str() {
+                "e" => "external",
+                "x" => "extended",
+                "m" => "main",
+                _ => "plain",
+            }
+        ));
+        let category: String = r.get(21);
+        if category != "U" {
+            o.push(format!("CATEGORY = '{}'", category.replace('\'', "''")));
+        }
+        if r.get::<_, bool>(22) {
+            o.push("PREFERRED = true".into());
+        }
+        let delim: String = r.get(23);
+        if delim != "," {
+            o.push(format!("DELIMITER = '{}'", delim.replace('\'', "''")));
+        }
+        if r.get::<_, bool>(25) {
+            o.push("COLLATABLE = true".into());
+        }
+        if r.get::<_, bool>(18) {
+            o.push("PASSEDBYVALUE".into());
+        }
+        let shell = Object::new(
+            (SHELL_TYPE, oid),
+            Section::PreData,
+            "SHELL TYPE",
+            &name,
+            format!("CREATE TYPE {q};"),
+        )
+        .schema(&schema);
+        cx.objects.push(shell);
+        let sql = format!("CREATE TYPE {q} (\n    {}\n);", o.join(",\n    "));
+        // the type and its functions need each other: dropping it takes them along
+        cx.push(
+            Object::new((PG_TYPE, oid), Section::PreData, "TYPE", &name, sql)
+                .schema(&schema)
+                .owned(&owner, "TYPE", &q, &qowner)
+                .dep((SHELL_TYPE, oid))
+                .dropped_by(
+                    format!("DROP TYPE {q} CASCADE;"),
+                    format!("DROP TYPE IF EXISTS {q} CASCADE;"),
+                ),
+        );
+        let mut functions: Vec<u32> = r.get::<_, Vec<u32>>(26);
+        if let Some(f) = r.get::<_, Option<u32>>(16) {
+            functions.push(f);
+        }
+        io_functions.push((oid, functions.into_iter().filter(|f| *f != 0).collect()));
+    }
+    cx.base_type_functions.extend(io_functions);
     Ok(())
 }

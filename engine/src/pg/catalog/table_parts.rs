@@ -110,7 +110,9 @@ async fn indexes(cx: &mut Cx<'_>) -> Result<()> {
                     (SELECT format('%I.%I', pn.nspname, pc.relname) FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent
                        JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid),
                     (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
-                    (SELECT quote_ident(t.spcname) FROM pg_tablespace t WHERE t.oid = ic.reltablespace)
+                    (SELECT quote_ident(t.spcname) FROM pg_tablespace t WHERE t.oid = ic.reltablespace),
+                    (SELECT string_agg(format('ALTER INDEX %I.%I ALTER COLUMN %s SET STATISTICS %s;', n.nspname, ic.relname, a.attnum, a.attstattarget), E'\n' ORDER BY a.attnum)
+                       FROM pg_attribute a WHERE a.attrelid = i.indexrelid AND COALESCE(a.attstattarget, -1) >= 0)
              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
              JOIN pg_namespace n ON n.oid = ic.relnamespace
              WHERE i.indrelid = ANY($1) AND (i.indisvalid OR ic.relkind = 'I') AND i.indisready
@@ -132,6 +134,9 @@ async fn indexes(cx: &mut Cx<'_>) -> Result<()> {
         let parent_oid: Option<u32> = r.get(11);
         let key = (PG_CLASS, oid);
         let mut extra = Vec::new();
+        if let Some(stats) = r.get::<_, Option<String>>(13) {
+            extra.push(stats);
+        }
         if clustered {
             extra.push(format!(
                 "ALTER TABLE {qtable} CLUSTER ON {};",
@@ -227,7 +232,53 @@ async fn triggers(cx: &mut Cx<'_>) -> Result<()> {
          WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal {parent_filter}
          ORDER BY 3, 4"
     );
-    with_enabled_state(cx, &sql, PG_TRIGGER, "TRIGGER").await
+    with_enabled_state(cx, &sql, PG_TRIGGER, "TRIGGER").await?;
+    if cx.version >= 130000 {
+        cloned_trigger_states(cx).await?;
+    }
+    Ok(())
+}
+
+/// A trigger of a partitioned table is cloned onto each partition; a partition whose
+/// clone was enabled or disabled apart from the parent's gets that state again.
+async fn cloned_trigger_states(cx: &mut Cx<'_>) -> Result<()> {
+    let rels = cx.rel_array();
+    let rows = cx
+        .query(
+            "SELECT t.oid, t.tgrelid, n.nspname, c.relname || ' ' || t.tgname, format('%I.%I', n.nspname, c.relname),
+                    quote_ident(t.tgname), t.tgenabled::text, t.tgparentid
+             FROM pg_trigger t JOIN pg_trigger p ON p.oid = t.tgparentid
+             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE t.tgrelid = ANY($1) AND t.tgenabled <> p.tgenabled
+             ORDER BY 3, 4",
+            &[&rels],
+        )
+        .await?;
+    for r in rows {
+        let (oid, table): (u32, u32) = (r.get(0), r.get(1));
+        let (schema, label, qt, qn): (String, String, String, String) =
+            (r.get(2), r.get(3), r.get(4), r.get(5));
+        let state = match r.get::<_, String>(6).as_str() {
+            "D" => "DISABLE",
+            "R" => "ENABLE REPLICA",
+            "A" => "ENABLE ALWAYS",
+            _ => "ENABLE",
+        };
+        let parent: u32 = r.get(7);
+        cx.push(
+            Object::new(
+                (PG_TRIGGER, oid),
+                Section::PostData,
+                "TRIGGER",
+                label,
+                format!("ALTER TABLE {qt} {state} TRIGGER {qn};"),
+            )
+            .schema(&schema)
+            .dep((PG_CLASS, table))
+            .dep((PG_TRIGGER, parent)),
+        );
+    }
+    Ok(())
 }
 
 /// Rules other than views' `_RETURN`, with their enabled state.
