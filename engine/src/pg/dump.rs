@@ -325,6 +325,25 @@ fn plan(entries: &[TocEntry], tables: &[Relation], opts: &DumpOptions) -> Vec<Un
             continue;
         };
         let cols = t.copy_columns.join(", ");
+        if let Some(condition) = &t.condition {
+            // an extension's configuration table: only the rows that are the user's
+            let copy_sql = format!(
+                "COPY (SELECT {cols} FROM ONLY {} {condition}) TO STDOUT",
+                t.qualified
+            );
+            let work = Work::Table {
+                table: t.clone(),
+                part: 0,
+                parts: 1,
+                copy_sql,
+            };
+            units.push(Unit {
+                toc_id,
+                bytes: t.bytes,
+                work,
+            });
+            continue;
+        }
         let parts = if t.bytes > opts.split_threshold && t.pages > 1 {
             t.bytes
                 .div_ceil(opts.split_threshold.max(1))

@@ -89,6 +89,9 @@ pub struct Relation {
     pub pages: u64,
     /// Columns to COPY (quoted), in attribute order, generated columns excluded.
     pub copy_columns: Vec<String>,
+    /// For an extension's configuration table: the condition (`WHERE …`) its extension
+    /// gave for the rows that are the user's (`pg_extension_config_dump`).
+    pub condition: Option<String>,
 }
 
 /// What the catalogs hold for this dump.
@@ -233,7 +236,20 @@ pub async fn read(
 ) -> Result<Catalog> {
     check_version(version)?;
     let selection = filter::select(client, filters).await?;
-    let lock_list = selection.lock_list.clone();
+    let mut lock_list = selection.lock_list.clone();
+    if selection.whole_schemas {
+        // extensions' configuration tables, whose rows are dumped too
+        let rows = client
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_extension x, unnest(x.extconfig) t(oid)
+                   JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relkind = 'r' ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error(e, "reading the extensions' configuration tables"))?;
+        lock_list.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    }
     super::session::lock_tables(client, &lock_list, lock_timeout).await?;
     let mut cx = Cx {
         client,
@@ -261,7 +277,10 @@ pub async fn read(
         text_search::load(&mut cx).await?;
         foreign::load(&mut cx).await?;
     }
-    let data_tables = relations::load(&mut cx).await?;
+    let mut data_tables = relations::load(&mut cx).await?;
+    if cx.whole_schemas && !filters.schema_only {
+        data_tables.extend(relations::extension_configuration(&mut cx).await?);
+    }
     table_parts::load(&mut cx).await?;
     let mut warnings = Vec::new();
     if cx.whole_schemas {

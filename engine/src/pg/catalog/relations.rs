@@ -384,6 +384,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                         bytes,
                         pages,
                         copy_columns,
+                        condition: None,
                     });
                 }
             }
@@ -818,4 +819,74 @@ async fn load_sequences(cx: &mut Cx<'_>, rels: &[u32]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The rows of extensions' configuration tables (`pg_extension_config_dump`): the table
+/// comes with CREATE EXTENSION, the rows its condition selects are the user's, and are
+/// loaded after it (as pg_dump does); so are its configuration sequences' values.
+pub(super) async fn extension_configuration(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
+    let rows = cx
+        .query(
+            "SELECT c.oid, c.relkind::text, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), x.oid,
+                    NULLIF(x.extcondition[t.i], ''), pg_table_size(c.oid)::int8, c.relpages::int8,
+                    ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                           ORDER BY a.attnum)
+             FROM pg_extension x, generate_subscripts(x.extconfig, 1) t(i)
+             JOIN pg_class c ON true JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = x.extconfig[t.i] AND c.relkind IN ('r', 'S')
+             ORDER BY 3, 4",
+            &[],
+        )
+        .await?;
+    let mut tables = Vec::new();
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let (schema, name, q): (String, String, String) = (r.get(2), r.get(3), r.get(4));
+        let extension: u32 = r.get(5);
+        let key = (PG_CLASS, oid);
+        if r.get::<_, String>(1) == "S" {
+            let (last, called): (i64, bool) = {
+                let v = cx
+                    .query(&format!("SELECT last_value, is_called FROM {q}"), &[])
+                    .await?;
+                v.first().map_or((1, false), |r| (r.get(0), r.get(1)))
+            };
+            let literal = q.replace('\'', "''");
+            cx.objects.push(
+                Object::new(
+                    key,
+                    Section::Data,
+                    "SEQUENCE SET",
+                    &name,
+                    format!("SELECT pg_catalog.setval('{literal}', {last}, {called});"),
+                )
+                .schema(&schema)
+                .dep((super::class::PG_EXTENSION, extension)),
+            );
+            continue;
+        }
+        let columns: Vec<String> = r.get(9);
+        let bytes = r.get::<_, i64>(7).max(0) as u64;
+        let mut o = Object::new(key, Section::Data, "TABLE DATA", &name, String::new())
+            .schema(&schema)
+            .dep((super::class::PG_EXTENSION, extension));
+        o.data = Some(TableData {
+            qualified: q.clone(),
+            columns: columns.clone(),
+            bytes,
+        });
+        cx.objects.push(o);
+        tables.push(Relation {
+            oid,
+            schema,
+            name,
+            qualified: q,
+            bytes,
+            pages: r.get::<_, i64>(8).max(0) as u64,
+            copy_columns: columns,
+            condition: r.get(6),
+        });
+    }
+    Ok(tables)
 }
