@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::pg::toc::{CatalogKey, Object, Section, defines};
 
 pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
+    public_schema(cx).await?;
     attach(
         cx,
         "COMMENT",
@@ -160,6 +161,39 @@ fn split_on(identity: &str) -> Option<(&str, &str)> {
         }
     }
     None
+}
+
+/// The public schema comes with every database, with initdb's comment: a comment changed
+/// or removed by the user is written (removed: `IS ''`), as pg_dump does.
+async fn public_schema(cx: &mut Cx<'_>) -> Result<()> {
+    const INITDB: &str = "standard public schema";
+    let rows = cx
+        .query(
+            "SELECT n.oid, obj_description(n.oid, 'pg_namespace') FROM pg_namespace n WHERE n.nspname = 'public' AND n.oid = ANY($1)",
+            &[&cx.ns_array()],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(());
+    };
+    let (oid, comment): (u32, Option<String>) = (r.get(0), r.get(1));
+    let key = (super::class::PG_NAMESPACE, oid);
+    let text = match comment.as_deref() {
+        Some(INITDB) => return Ok(()),
+        Some(c) => format!("'{}'", c.replace('\'', "''")),
+        None => "''".to_string(),
+    };
+    cx.objects.push(
+        Object::new(
+            key,
+            Section::PreData,
+            "COMMENT",
+            "SCHEMA public",
+            format!("COMMENT ON SCHEMA public IS {text};"),
+        )
+        .dep(key),
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ async fn functions(cx: &mut Cx<'_>) -> Result<()> {
                 NULLIF(a.aggmtransfn, 0)::regproc::text, NULLIF(a.aggminvtransfn, 0)::regproc::text,
                 CASE WHEN a.aggmtranstype <> 0 THEN format_type(a.aggmtranstype, NULL) END, a.aggmtransspace,
                 NULLIF(a.aggmfinalfn, 0)::regproc::text, a.aggmfinalextra, a.aggminitval,
-                NULLIF(a.aggsortop, 0)::regoperator::text, p.proparallel::text
+                NULLIF(a.aggsortop, 0)::regoperator::text, p.proparallel::text, a.aggmfinalmodify::text
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid
          WHERE p.pronamespace = ANY($1) AND {} AND {}
@@ -76,15 +76,22 @@ fn aggregate_sql(r: &tokio_postgres::Row) -> String {
     if sspace != 0 {
         o.push(format!("SSPACE = {sspace}"));
     }
+    // a final function's modify mode, where it is not its kind's default (read-only for
+    // plain aggregates, read-write for ordered-set ones)
+    let ordered = opt(10).as_deref() != Some("n");
+    let modify = |mode: Option<String>| match (mode.as_deref(), ordered) {
+        (Some("r"), true) => Some("READ_ONLY"),
+        (Some("s"), _) => Some("SHAREABLE"),
+        (Some("w"), false) => Some("READ_WRITE"),
+        _ => None,
+    };
     if let Some(f) = opt(14) {
         o.push(format!("FINALFUNC = {f}"));
         if r.get::<_, bool>(15) {
             o.push("FINALFUNC_EXTRA".into());
         }
-        match opt(16).as_deref() {
-            Some("s") => o.push("FINALFUNC_MODIFY = SHAREABLE".into()),
-            Some("w") => o.push("FINALFUNC_MODIFY = READ_WRITE".into()),
-            _ => {}
+        if let Some(m) = modify(opt(16)) {
+            o.push(format!("FINALFUNC_MODIFY = {m}"));
         }
     }
     for (i, key) in [
@@ -112,6 +119,9 @@ fn aggregate_sql(r: &tokio_postgres::Row) -> String {
         o.push(format!("MFINALFUNC = {f}"));
         if r.get::<_, bool>(26) {
             o.push("MFINALFUNC_EXTRA".into());
+        }
+        if let Some(m) = modify(opt(30)) {
+            o.push(format!("MFINALFUNC_MODIFY = {m}"));
         }
     }
     if let Some(v) = opt(27) {

@@ -178,16 +178,24 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     .as_ref()
                     .map(|a| format!(" USING {a}"))
                     .unwrap_or_default();
-                let sql = format!(
+                let mut sql = format!(
                     "CREATE MATERIALIZED VIEW {q}{using}{with} AS\n{}\n  WITH NO DATA;",
                     def.trim().trim_end_matches(';')
                 );
-                cx.push(
-                    Object::new(key, Section::PreData, "MATERIALIZED VIEW", &name, sql)
-                        .schema(&schema)
-                        .owned(&owner, "MATERIALIZED VIEW", &q, &qowner)
-                        .in_tablespace(tablespace.clone()),
-                );
+                let (mut after, mut compression) = (Vec::new(), Vec::new());
+                for c in &cols {
+                    column_settings(&q, c, &mut after, &mut compression);
+                }
+                for a in after {
+                    sql.push('\n');
+                    sql.push_str(&a);
+                }
+                let mut o = Object::new(key, Section::PreData, "MATERIALIZED VIEW", &name, sql)
+                    .schema(&schema)
+                    .owned(&owner, "MATERIALIZED VIEW", &q, &qowner)
+                    .in_tablespace(tablespace.clone());
+                o.compression_sql = (!compression.is_empty()).then(|| compression.join("\n"));
+                cx.push(o);
                 if populated {
                     let refresh = Object::new(
                         key,
@@ -414,6 +422,35 @@ struct TableSpec<'a> {
     of_type: Option<&'a str>,
 }
 
+/// What a column has that CREATE TABLE (or MATERIALIZED VIEW) cannot say: its storage,
+/// statistics target and options into `after`, its TOAST compression into `compression`.
+fn column_settings(q: &str, c: &Column, after: &mut Vec<String>, compression: &mut Vec<String>) {
+    let name = &c.name;
+    if let Some(s) = &c.storage_differs {
+        after.push(format!(
+            "ALTER TABLE ONLY {q} ALTER COLUMN {name} SET STORAGE {s};"
+        ));
+    }
+    if c.stats_target >= 0 {
+        after.push(format!(
+            "ALTER TABLE ONLY {q} ALTER COLUMN {name} SET STATISTICS {};",
+            c.stats_target
+        ));
+    }
+    if let Some(opts) = &c.options {
+        after.push(format!(
+            "ALTER TABLE ONLY {q} ALTER COLUMN {name} SET ({});",
+            opts.join(", ")
+        ));
+    }
+    if !c.compression.is_empty() {
+        compression.push(format!(
+            "ALTER TABLE ONLY {q} ALTER COLUMN {name} SET COMPRESSION {};",
+            c.compression
+        ));
+    }
+}
+
 /// CREATE TABLE and the column settings that CREATE TABLE cannot say; apart, the
 /// columns' TOAST compression (which `--no-toast-compression` leaves out).
 fn table_sql(t: &TableSpec<'_>) -> (String, Option<String>) {
@@ -509,31 +546,7 @@ fn table_sql(t: &TableSpec<'_>) -> (String, Option<String>) {
                 _ => {}
             }
         }
-        if let Some(s) = &c.storage_differs {
-            after.push(format!(
-                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET STORAGE {s};",
-                c.name
-            ));
-        }
-        if c.stats_target >= 0 {
-            after.push(format!(
-                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET STATISTICS {};",
-                c.name, c.stats_target
-            ));
-        }
-        if let Some(opts) = &c.options {
-            after.push(format!(
-                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET ({});",
-                c.name,
-                opts.join(", ")
-            ));
-        }
-        if !c.compression.is_empty() {
-            compression.push(format!(
-                "ALTER TABLE ONLY {q} ALTER COLUMN {} SET COMPRESSION {};",
-                c.name, c.compression
-            ));
-        }
+        column_settings(q, c, &mut after, &mut compression);
     }
     defs.extend(t.checks.iter().map(|c| format!("    {c}")));
     let table = if t.foreign.is_some() {
