@@ -83,3 +83,67 @@ pub fn difference(a: &str, b: &str) -> Option<String> {
             .to_string()
     })
 }
+
+/// What `pg_dump --schema-only` does not show of a database's tables and constraints but
+/// a restore must still get right, by name (never oid), one line each: every column's
+/// position among its table's columns, nullability, inheritance counts, identity,
+/// generation, storage, compression, statistics target and options (those a server keeps
+/// for itself, named `pg_…`, left out); every constraint's validity, locality, inheritance
+/// and definition; every relation's kind, persistence, options, replica identity, row
+/// security, access method, tablespace, owner and privileges (with their grantors);
+/// every trigger's enabled state. One psql call.
+pub fn catalog(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
+    let version: u32 = pg
+        .psql(db, "SHOW server_version_num")?
+        .parse()
+        .map_err(|_| HarnessError::Protocol("server_version_num is not a number".into()))?;
+    // per-column TOAST compression came with 14
+    let compression = if version >= 140000 {
+        "a.attcompression"
+    } else {
+        "''"
+    };
+    pg.psql(
+        db,
+        &format!("WITH rel AS (
+             SELECT format('%I.%I', n.nspname, c.relname) AS name, c.* FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+                AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c', 'i', 'I')
+         )
+         SELECT line FROM (
+           SELECT format('column %s %s: #%s %s notnull=%s local=%s inh=%s identity=%s generated=%s storage=%s compression=%s stats=%s options=%s collation=%s',
+                         r.name, a.attname, row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum),
+                         format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attislocal, a.attinhcount,
+                         a.attidentity, a.attgenerated, a.attstorage, {compression}, COALESCE(a.attstattarget, -1),
+                         ARRAY(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\\_%' ORDER BY o),
+                         (SELECT collname FROM pg_collation WHERE oid = a.attcollation)) AS line
+             FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid WHERE a.attnum > 0 AND NOT a.attisdropped
+           UNION ALL
+           SELECT format('constraint %s %s: %s validated=%s local=%s inh=%s noinherit=%s deferrable=%s deferred=%s %s',
+                         COALESCE(r.name, format_type(k.contypid, NULL)), k.conname, k.contype, k.convalidated,
+                         k.conislocal, k.coninhcount,
+                         -- NO INHERIT means something for CHECK and NOT NULL only
+                         CASE WHEN k.contype IN ('c', 'n') THEN k.connoinherit::text ELSE '-' END,
+                         k.condeferrable, k.condeferred,
+                         pg_get_constraintdef(k.oid))
+             FROM pg_constraint k LEFT JOIN rel r ON r.oid = k.conrelid
+            WHERE r.oid IS NOT NULL OR (k.contypid <> 0 AND k.contypid >= 16384)
+           UNION ALL
+           SELECT format('relation %s: %s persistence=%s options=%s replident=%s rls=%s/%s partition=%s am=%s tablespace=%s owner=%s acl=%s',
+                         r.name, r.relkind, r.relpersistence, r.reloptions, r.relreplident, r.relrowsecurity,
+                         r.relforcerowsecurity, pg_get_expr(r.relpartbound, r.oid),
+                         (SELECT amname FROM pg_am WHERE oid = r.relam),
+                         (SELECT spcname FROM pg_tablespace WHERE oid = r.reltablespace),
+                         pg_get_userbyid(r.relowner),
+                         (SELECT string_agg(format('%s:%s:%s:%s', pg_get_userbyid(x.grantor),
+                                 CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
+                                 x.privilege_type, x.is_grantable), ',' ORDER BY 1)
+                            FROM aclexplode(r.relacl) x))
+             FROM rel r
+           UNION ALL
+           SELECT format('trigger %s %s: enabled=%s', r.name, t.tgname, t.tgenabled)
+             FROM pg_trigger t JOIN rel r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal
+         ) lines ORDER BY 1"),
+    )
+}

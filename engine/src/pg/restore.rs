@@ -1067,23 +1067,32 @@ pub(super) fn tables_of(e: &TocEntry, by_id: &HashMap<u32, &TocEntry>) -> Vec<u3
 /// `CREATE UNIQUE INDEX` (which takes only a SHARE lock, so it builds beside the table's
 /// other indexes) and `ADD CONSTRAINT … USING INDEX` (quick: the index is there). Only
 /// the forms PostgreSQL accepts that way: a b-tree on plain columns, not deferrable, no
-/// INCLUDE, storage options or tablespace, not on a partitioned table. The index takes
+/// INCLUDE, storage options or tablespace, not on a partitioned table, a partition or an
+/// inheritance child. The index takes
 /// the constraint's name, as `ADD CONSTRAINT` would have given it.
 pub(super) fn keys_through_indexes(
     all: &[TocEntry],
     by_id: &HashMap<u32, &TocEntry>,
 ) -> Vec<TocEntry> {
     let mut next_id = all.iter().map(|e| e.id).max().unwrap_or(0);
+    // a partition or an inheritance child keeps its key as ADD CONSTRAINT makes it: USING
+    // INDEX would make its inherited NOT NULLs its own (PostgreSQL 18)
+    let partitions: HashSet<(Option<&str>, &str)> = all
+        .iter()
+        .filter(|e| e.kind == "TABLE ATTACH")
+        .map(|e| (e.schema.as_deref(), e.name.as_str()))
+        .collect();
+    let plain = |t: &TocEntry| {
+        !t.sql.contains("\nPARTITION BY ")
+            && !t.sql.contains("\nINHERITS (")
+            && !partitions.contains(&(t.schema.as_deref(), t.name.as_str()))
+    };
     let mut out = Vec::new();
     for e in all.iter().filter(|e| e.section == Section::PostData) {
         let split = (e.kind == "CONSTRAINT")
             .then(|| key_constraint(&e.sql))
             .flatten()
-            .filter(|_| {
-                tables_of(e, by_id)
-                    .iter()
-                    .all(|t| !by_id[t].sql.contains("\nPARTITION BY "))
-            });
+            .filter(|_| tables_of(e, by_id).iter().all(|t| plain(by_id[t])));
         let Some((table, name, key, cols)) = split else {
             out.push(e.clone());
             continue;

@@ -68,8 +68,9 @@ pub fn restore(pg: &PgServer, archive: &Path, db: &str, extra: &[&str]) -> Outpu
         .unwrap()
 }
 
-/// Panics, with a diff, unless `pg_dump --schema-only` and the rows of database `a` on
-/// `pa` and `b` on `pb` are identical. Both dumps are kept under
+/// Panics, with a diff, unless `pg_dump --schema-only`, the catalog facts pg_dump does not
+/// show ([`oracle::catalog`]) and the rows of database `a` on `pa` and `b` on `pb` are
+/// identical. Both dumps are kept under
 /// `$TMPDIR/coffer-oracle/<label>/` when they differ.
 pub fn assert_same(label: &str, pa: &PgServer, a: &str, pb: &PgServer, b: &str) {
     let keep = |what: &str, x: &str, y: &str| {
@@ -87,6 +88,17 @@ pub fn assert_same(label: &str, pa: &PgServer, a: &str, pb: &PgServer, b: &str) 
         let dir = keep("schema", &x, &y);
         panic!(
             "{label}: pg_dump --schema-only of {b} differs from {a} (both in {}):\n{d}",
+            dir.display()
+        );
+    }
+    let (x, y) = (
+        oracle::catalog(pa, a).unwrap(),
+        oracle::catalog(pb, b).unwrap(),
+    );
+    if let Some(d) = oracle::difference(&x, &y) {
+        let dir = keep("catalog", &x, &y);
+        panic!(
+            "{label}: the catalogs of {b} differ from {a} where pg_dump does not look (both in {}):\n{d}",
             dir.display()
         );
     }
