@@ -70,7 +70,7 @@ fn postgresql_18_round_trips_exactly() {
 fn globals(pg: &PgServer) {
     pg.psql(
         "postgres",
-        "CREATE ROLE coffer_owner; CREATE ROLE coffer_reader;",
+        "CREATE ROLE coffer_owner; CREATE ROLE coffer_reader; CREATE ROLE \"coffer \"\"odd\"\" role\";",
     )
     .unwrap();
     common::pg::tablespace(pg, "coffer_ts");

@@ -39,6 +39,11 @@ impl RowChecksum {
     pub fn hex(&self) -> String {
         format!("xxh3sum:{:016x}", self.sum)
     }
+
+    /// The sum of a checksum written by [`RowChecksum::hex`].
+    pub fn parse(hex: &str) -> Option<u64> {
+        u64::from_str_radix(hex.strip_prefix("xxh3sum:")?, 16).ok()
+    }
 }
 
 /// Runs `copy_sql` (a `COPY … TO STDOUT`) and hands frames of whole rows, each at least

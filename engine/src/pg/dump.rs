@@ -357,6 +357,7 @@ fn plan(entries: &[TocEntry], tables: &[Relation], opts: &DumpOptions) -> Vec<Un
                 qualified: t.qualified.clone(),
                 columns: t.copy_columns.clone(),
                 bytes: t.bytes,
+                load_via_root: None,
             };
             let work = Work::Table {
                 table: t.clone(),

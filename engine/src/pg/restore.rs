@@ -903,8 +903,11 @@ fn data_units(
     for e in entries.iter().filter(|e| e.section == Section::Data) {
         if let Some(data) = &e.data {
             let Some(t) = tables.get(&e.id) else { continue };
-            let freeze = (t.streams.len() == 1 && e.deps.iter().any(|d| created.contains(d)))
-                .then(|| data.qualified.clone());
+            // (a partitioned table, loaded through its root, takes no FREEZE)
+            let freeze = (t.streams.len() == 1
+                && data.load_via_root.is_none()
+                && e.deps.iter().any(|d| created.contains(d)))
+            .then(|| data.qualified.clone());
             for &stream in &t.streams {
                 let bytes = raw_of(stream).ok_or_else(|| {
                     Error::new(
@@ -918,7 +921,7 @@ fn data_units(
                     tables: e.deps.clone(),
                     after: Vec::new(),
                     kind: DataKind::Copy {
-                        copy_sql: data.copy_sql("FROM STDIN"),
+                        copy_sql: data.load_sql("FROM STDIN"),
                         stream,
                         freeze: freeze.clone(),
                     },

@@ -134,7 +134,7 @@ pub async fn restore_stream<R: Read + Send + 'static>(
                         };
                         if let Some(data) = &e.data {
                             let sink = client
-                                .copy_in::<_, Bytes>(data.copy_sql("FROM STDIN").as_str())
+                                .copy_in::<_, Bytes>(data.load_sql("FROM STDIN").as_str())
                                 .await
                                 .map_err(|err| {
                                     sql_error(err, &format!("loading {}", data.qualified))

@@ -87,7 +87,7 @@ pub fn render(a: &MappedArchive, content: &Content, out: &mut dyn Write) -> Resu
         for e in entries.iter().filter(|e| e.section == section) {
             w(out, &header(e))?;
             if let Some(data) = &e.data {
-                w(out, &format!("{};\n", data.copy_sql("FROM stdin")))?;
+                w(out, &format!("{};\n", data.load_sql("FROM stdin")))?;
                 if let Some(t) = tables.get(&e.id) {
                     for sid in &t.streams {
                         let s = streams.get(sid).ok_or_else(|| {

@@ -85,21 +85,34 @@ pub struct TableData {
     pub columns: Vec<String>,
     /// Table size when dumped (heap + TOAST), for largest-first scheduling.
     pub bytes: u64,
+    /// For a partition under a table hash-partitioned on an enum (whose hashes come from
+    /// the enum values' oids, which a restore changes): the partition tree's root, quoted;
+    /// the rows are loaded into it, so that each goes where the new hashes send it (as
+    /// pg_dump's load via partition root). Absent from older archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_via_root: Option<String>,
 }
 
 impl TableData {
-    /// `COPY schema.table (cols) FROM stdin` (or `TO STDOUT`): the column list is left out
-    /// for a table without columns, as COPY requires.
+    /// `COPY schema.table (cols) TO STDOUT`: the rows as the dump reads them; the column
+    /// list is left out for a table without columns, as COPY requires.
     pub fn copy_sql(&self, direction: &str) -> String {
-        if self.columns.is_empty() {
-            format!("COPY {} {direction}", self.qualified)
-        } else {
-            format!(
-                "COPY {} ({}) {direction}",
-                self.qualified,
-                self.columns.join(", ")
-            )
-        }
+        copy_into(&self.qualified, &self.columns, direction)
+    }
+
+    /// `COPY … FROM STDIN` into the table, or into its partition tree's root when its
+    /// rows must be routed again ([`TableData::load_via_root`]).
+    pub fn load_sql(&self, from: &str) -> String {
+        let target = self.load_via_root.as_deref().unwrap_or(&self.qualified);
+        copy_into(target, &self.columns, from)
+    }
+}
+
+fn copy_into(table: &str, columns: &[String], direction: &str) -> String {
+    if columns.is_empty() {
+        format!("COPY {table} {direction}")
+    } else {
+        format!("COPY {table} ({}) {direction}", columns.join(", "))
     }
 }
 

@@ -131,6 +131,7 @@ pub fn load_rich(pg: &PgServer, db: &str, big_rows: u64) {
         "DO $$ BEGIN
            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'coffer_owner') THEN CREATE ROLE coffer_owner; END IF;
            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'coffer_reader') THEN CREATE ROLE coffer_reader; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'coffer \"odd\" role') THEN CREATE ROLE \"coffer \"\"odd\"\" role\"; END IF;
          END $$",
     )
     .unwrap();

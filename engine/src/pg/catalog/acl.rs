@@ -44,13 +44,7 @@ fn objects() -> String {
         "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\"",
         "c.relowner",
     );
-    // every database has a public schema, whose privileges changed in 15 (PUBLIC lost
-    // CREATE): compared with what 15 and later give it, a dump of an older server keeps
-    // the old grant (as pg_dump does), and a restore gets the source's privileges
-    let ns_base = format!(
-        "CASE WHEN n.nspname = 'public' THEN ARRAY[makeaclitem(n.nspowner, n.nspowner, 'CREATE', false), makeaclitem(n.nspowner, n.nspowner, 'USAGE', false), makeaclitem(0, n.nspowner, 'USAGE', false)] ELSE {} END",
-        baseline("pg_namespace", "n.oid", "'n'", "n.nspowner")
-    );
+    let ns_base = baseline("pg_namespace", "n.oid", "'n'", "n.nspowner");
     let proc_base = baseline("pg_proc", "p.oid", "'f'", "p.proowner");
     let type_base = baseline("pg_type", "t.oid", "'T'", "t.typowner");
     let lang_base = baseline("pg_language", "l.oid", "'l'", "l.lanowner");
@@ -113,8 +107,24 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
     // REVOKE what the baseline has and the object has not, GRANT what it has beyond it
     // (grants in the order of the ACL, so that a grant option is given before a grant
     // made through it)
+    // Every database has a public schema, whose privileges for PUBLIC changed in 15 (it
+    // lost CREATE): what a target starts with depends on the target's release, so
+    // PUBLIC's privileges on it are revoked whatever they are and granted as they were
+    // (rdflt is what may need revoking, gdflt what need not be granted). pg_dump instead
+    // compares with what 15 gives, which loses an older server's REVOKE CREATE when it
+    // is restored into the same release.
     let sql = format!(
-        "WITH o AS ({})
+        "WITH o0 AS ({}),
+         o AS (
+             SELECT o0.*,
+                    CASE WHEN public THEN owned || ARRAY[makeaclitem(0, o0.owner, 'CREATE', false), makeaclitem(0, o0.owner, 'USAGE', false)]
+                         ELSE o0.dflt END AS rdflt,
+                    CASE WHEN public THEN owned ELSE o0.dflt END AS gdflt
+             FROM o0, LATERAL (
+                 SELECT o0.class = 'pg_namespace'::regclass AND o0.name = 'public' AND o0.col IS NULL AS public,
+                        ARRAY[makeaclitem(o0.owner, o0.owner, 'CREATE', false), makeaclitem(o0.owner, o0.owner, 'USAGE', false)] AS owned
+             ) p
+         )
          SELECT o.class, o.oid, o.kind, o.target, o.col, o.schema, o.name, x.action,
                 CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END,
                 x.privilege_type, x.is_grantable,
@@ -122,13 +132,13 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<()> {
                 o.extension
          FROM o, LATERAL (
              SELECT 'REVOKE' AS action, d.grantor, d.grantee, d.privilege_type, d.is_grantable, 0::int8 AS n
-               FROM aclexplode(NULLIF(o.dflt, '{{}}')) d
+               FROM aclexplode(NULLIF(o.rdflt, '{{}}')) d
               WHERE NOT EXISTS (SELECT 1 FROM aclexplode(NULLIF(COALESCE(o.acl, o.dflt), '{{}}')) a
                                  WHERE (a.grantor, a.grantee, a.privilege_type, a.is_grantable) = (d.grantor, d.grantee, d.privilege_type, d.is_grantable))
              UNION ALL
              SELECT 'GRANT', a.grantor, a.grantee, a.privilege_type, a.is_grantable, a.n
                FROM aclexplode(NULLIF(COALESCE(o.acl, o.dflt), '{{}}')) WITH ORDINALITY AS a(grantor, grantee, privilege_type, is_grantable, n)
-              WHERE NOT EXISTS (SELECT 1 FROM aclexplode(NULLIF(o.dflt, '{{}}')) d
+              WHERE NOT EXISTS (SELECT 1 FROM aclexplode(NULLIF(o.gdflt, '{{}}')) d
                                  WHERE (d.grantor, d.grantee, d.privilege_type, d.is_grantable) = (a.grantor, a.grantee, a.privilege_type, a.is_grantable))
          ) x
          ORDER BY o.schema, o.name, o.class, o.oid, o.col NULLS FIRST, x.action DESC, x.grantor <> o.owner, x.n, 9, 10",

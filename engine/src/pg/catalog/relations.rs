@@ -96,6 +96,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
             &[&rels],
         )
         .await?;
+    let via_root = load_via_root(cx, &rels).await?;
     let mut data_tables = Vec::new();
     for r in rows {
         let oid: u32 = r.get(0);
@@ -264,7 +265,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                             Object::new(
                                 (PG_CONSTRAINT, *oid),
                                 Section::PostData,
-                                "CONSTRAINT",
+                                "NOT NULL CONSTRAINT",
                                 format!("{name} {n}"),
                                 format!(
                                     "ALTER TABLE {q}\n    ADD CONSTRAINT {n} NOT NULL {}{no_inherit} NOT VALID;",
@@ -310,7 +311,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                                 Object::new(
                                     (PG_CONSTRAINT, *oid),
                                     Section::PostData,
-                                    "CONSTRAINT",
+                                    "CONSTRAINT VALIDATION",
                                     format!("{name} {n}"),
                                     format!("ALTER TABLE ONLY {q} VALIDATE CONSTRAINT {n};"),
                                 )
@@ -378,6 +379,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                         qualified: q.clone(),
                         columns: copy_columns.clone(),
                         bytes,
+                        load_via_root: via_root.get(&oid).cloned(),
                     };
                     let mut o = Object::new(key, Section::Data, "TABLE DATA", &name, String::new())
                         .schema(&schema)
@@ -888,6 +890,7 @@ pub(super) async fn extension_configuration(cx: &mut Cx<'_>) -> Result<Vec<Relat
             qualified: q.clone(),
             columns: columns.clone(),
             bytes,
+            load_via_root: None,
         });
         cx.objects.push(o);
         tables.push(Relation {
@@ -902,4 +905,37 @@ pub(super) async fn extension_configuration(cx: &mut Cx<'_>) -> Result<Vec<Relat
         });
     }
     Ok(tables)
+}
+
+/// The partitions whose rows must be loaded through their tree's root: those under a
+/// table hash-partitioned on an enum, or on anything built on one (an array, a domain, a
+/// composite or range of it), or on an expression. An enum value hashes by its oid, which
+/// the restore's CREATE TYPE gives anew: a row may belong to another partition there. By
+/// partition oid, the quoted root.
+async fn load_via_root(cx: &Cx<'_>, rels: &[u32]) -> Result<HashMap<u32, String>> {
+    let rows = cx
+        .query(
+            "WITH RECURSIVE enumish(t) AS (
+                 SELECT oid FROM pg_type WHERE typtype = 'e'
+                 UNION
+                 SELECT ty.oid FROM pg_type ty, enumish e
+                  WHERE ty.typelem = e.t OR ty.typbasetype = e.t
+                     OR (ty.typrelid <> 0 AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = ty.typrelid AND a.atttypid = e.t))
+                     OR EXISTS (SELECT 1 FROM pg_range g WHERE g.rngtypid = ty.oid AND g.rngsubtype = e.t)
+             ), unsafe AS (
+                 SELECT p.partrelid FROM pg_partitioned_table p
+                  WHERE p.partstrat = 'h'
+                    AND (p.partexprs IS NOT NULL
+                         OR EXISTS (SELECT 1 FROM unnest(p.partattrs::int2[]) k JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k
+                                     WHERE a.atttypid IN (SELECT t FROM enumish)))
+             )
+             SELECT c.oid, (SELECT format('%I.%I', rn.nspname, rc.relname) FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                             WHERE rc.oid = pg_partition_root(c.oid))
+             FROM pg_class c
+             WHERE c.oid = ANY($1) AND c.relispartition
+               AND EXISTS (SELECT 1 FROM pg_partition_ancestors(c.oid) a WHERE a.relid IN (SELECT partrelid FROM unsafe))",
+            &[&rels],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -269,7 +269,7 @@ async fn cloned_trigger_states(cx: &mut Cx<'_>) -> Result<()> {
             Object::new(
                 (PG_TRIGGER, oid),
                 Section::PostData,
-                "TRIGGER",
+                "TRIGGER STATE",
                 label,
                 format!("ALTER TABLE {qt} {state} TRIGGER {qn};"),
             )
