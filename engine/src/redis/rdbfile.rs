@@ -81,6 +81,15 @@ fn be64(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
 
+/// The 9 bytes an RDB of `version` starts with: `REDIS0012`, or Valkey's `VALKEY080`.
+pub fn magic(version: u32) -> Vec<u8> {
+    if super::rdb::is_valkey(version) {
+        format!("VALKEY{version:03}").into_bytes()
+    } else {
+        format!("REDIS{version:04}").into_bytes()
+    }
+}
+
 /// A raw RDB string.
 pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     put_len(out, s.len() as u64);
@@ -167,7 +176,7 @@ pub fn write_to(
         rdb_version: version,
         ..RdbWriteSummary::default()
     };
-    let mut b = format!("REDIS{version:04}").into_bytes();
+    let mut b = magic(version);
     let (aux, module_aux) = ra.aux()?;
     let source_ver = aux
         .iter()
@@ -240,7 +249,7 @@ pub fn write_to(
                 } => {
                     keep = opts.pattern.as_deref().is_none_or(|p| glob_match(p, key))
                         && !(opts.skip_expired && meta.expire_ms.is_some_and(|e| e <= now));
-                    if !types_known(type_byte) {
+                    if !types_known(type_byte, version) {
                         return Err(Error::new(
                             ErrorKind::Corrupt,
                             format!("unknown type byte {type_byte} in the archive"),
@@ -290,8 +299,8 @@ pub fn write_to(
     Ok(summary)
 }
 
-fn types_known(t: u8) -> bool {
-    super::rdb::is_value_type(t) && t != types::MODULE_PRE_GA
+fn types_known(t: u8, version: u32) -> bool {
+    super::rdb::is_value_type(t, version) && t != types::MODULE_PRE_GA
 }
 
 #[cfg(test)]

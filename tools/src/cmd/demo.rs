@@ -405,6 +405,7 @@ fn redis_demo(dir: &Path, steps: &mut Vec<(String, bool)>) {
                 flush: false,
                 yes_i_really_mean_it: false,
                 no_restore_command: false,
+                drop_field_ttl: false,
                 json: false,
             },
             None,

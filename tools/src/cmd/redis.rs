@@ -166,9 +166,17 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub yes_i_really_mean_it: bool,
     /// Never send RESTORE: rebuild every value with type commands (RPUSH, SADD, ZADD,
-    /// HSET, XADD…), as is done anyway for types the target's version cannot load.
+    /// HSET, HPEXPIREAT, XADD…). Without it this is done anyway for the values an older
+    /// target cannot RESTORE (an encoding newer than its RDB version, Redis' RDB 12 into
+    /// Valkey, Valkey 9's into Redis), and for any whose RESTORE the target refuses.
     #[arg(long, conflicts_with = "rdb")]
     pub no_restore_command: bool,
+    /// On a target without hash field TTLs (Redis before 7.4, Valkey before 9.0), restore
+    /// the fields of hashes that have TTLs without them, and say how many were dropped on
+    /// which keys. Without it such a restore stops before writing anything, naming the
+    /// keys (exit 3).
+    #[arg(long)]
+    pub drop_field_ttl: bool,
     /// Print a JSON summary on standard error.
     #[arg(long)]
     pub json: bool,
@@ -235,6 +243,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         db_map,
         pattern,
         force_commands: args.no_restore_command,
+        drop_field_ttl: args.drop_field_ttl,
         ..RedisRestoreOptions::default()
     };
     let bar = progress_bar(args.json);
@@ -279,6 +288,27 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         for e in &s.errors {
             eprintln!("coffer: error: {e}");
         }
+        if s.field_ttls_dropped > 0 {
+            eprintln!(
+                "coffer: warning: {} field TTLs dropped (--drop-field-ttl: {} has none) on {} keys: {}{}",
+                s.field_ttls_dropped,
+                target_name(&s),
+                s.field_ttl_keys,
+                s.field_ttl_sample.join(", "),
+                if s.field_ttl_keys as usize > s.field_ttl_sample.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+        }
+        if s.restore_refused > 0 {
+            eprintln!(
+                "coffer: {} keys whose RESTORE {} refused were rebuilt with commands",
+                s.restore_refused,
+                target_name(&s)
+            );
+        }
         if s.failed as usize > s.errors.len() {
             eprintln!("coffer: … {} keys failed in all", s.failed);
         }
@@ -298,6 +328,15 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
     } else {
         exit::DAMAGED
     })
+}
+
+/// The target as the summary names it: "Valkey 9.1.2", "Redis 6.2.14", "the target".
+fn target_name(s: &restore::RedisRestoreSummary) -> String {
+    match (&s.target_server, &s.target_version) {
+        (Some("valkey"), Some(v)) => format!("Valkey {v}"),
+        (_, Some(v)) => format!("Redis {v}"),
+        _ => "the target".to_string(),
+    }
 }
 
 /// `coffer export redis` options.
