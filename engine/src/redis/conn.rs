@@ -392,10 +392,16 @@ impl Conn {
         self.read_reply()
     }
 
-    /// What `INFO server` says the server is, when the user may run INFO.
+    /// What `INFO server` says the server is, else `HELLO` (which an ACL that refuses
+    /// INFO may still allow), when the user may run either.
     pub fn server_info(&mut self) -> Result<Option<ServerInfo>> {
-        Ok(match self.command(&[b"INFO", b"server"])? {
-            OwnedFrame::BulkString(b) => ServerInfo::parse(&String::from_utf8_lossy(&b)),
+        if let OwnedFrame::BulkString(b) = self.command(&[b"INFO", b"server"])? {
+            if let Some(i) = ServerInfo::parse(&String::from_utf8_lossy(&b)) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(match self.command(&[b"HELLO"])? {
+            OwnedFrame::Array(fields) => ServerInfo::from_hello(&fields),
             _ => None,
         })
     }
@@ -429,6 +435,31 @@ impl ServerInfo {
         Some(ServerInfo {
             redis_version,
             valkey_version,
+        })
+    }
+
+    /// From `HELLO`'s reply (`server`, `version`…, in pairs): Valkey's gives its own
+    /// version only, and is taken for compatible with Redis 7.2.4, as every Valkey says.
+    pub fn from_hello(fields: &[OwnedFrame]) -> Option<ServerInfo> {
+        let text = |f: &OwnedFrame| match f {
+            OwnedFrame::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            OwnedFrame::SimpleString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|p| text(&p[0]).as_deref() == Some(name))
+                .and_then(|p| text(&p[1]))
+        };
+        let version = field("version")?;
+        Some(if field("server").as_deref() == Some("valkey") {
+            ServerInfo {
+                redis_version: "7.2.4".into(),
+                valkey_version: Some(version),
+            }
+        } else {
+            ServerInfo::redis(&version)
         })
     }
 
@@ -566,6 +597,24 @@ mod tests {
         assert!(!ServerInfo::redis("7.2.4").has_field_ttls());
         assert!(ServerInfo::redis("7.4.0").has_field_ttls());
         assert_eq!(ServerInfo::parse("loading:0\n"), None);
+        let hello = |server: &str, version: &str| {
+            let b = |s: &str| OwnedFrame::BulkString(s.as_bytes().to_vec());
+            ServerInfo::from_hello(&[
+                b("server"),
+                b(server),
+                b("version"),
+                b(version),
+                b("proto"),
+                OwnedFrame::Integer(2),
+            ])
+        };
+        assert_eq!(hello("redis", "6.2.14"), Some(ServerInfo::redis("6.2.14")));
+        let v = hello("valkey", "9.1.2").unwrap();
+        assert_eq!(
+            (v.to_string(), v.rdb_version()),
+            ("Valkey 9.1.2".into(), Some(80))
+        );
+        assert_eq!(ServerInfo::from_hello(&[]), None);
         for n in [0u64, 9, 10, 99, 100, 12345, u64::MAX] {
             let mut b = Vec::new();
             put_decimal(&mut b, n);

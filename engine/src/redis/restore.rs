@@ -307,9 +307,32 @@ struct KeyRef<'n> {
     name: &'n [u8],
 }
 
-/// The bit of a type byte in a set of types ([`Writer::refused_types`]).
+/// The bit of a type byte in a set of types ([`Learnt::refused_types`]).
 fn type_bit(type_byte: u8) -> u32 {
     1u32.checked_shl(u32::from(type_byte)).unwrap_or(0)
+}
+
+/// What the target's refusals taught, shared by the reply reader (which learns) and the
+/// writer (which acts on it for the keys after).
+struct Learnt {
+    /// The newest payload version the target may read: lowered below each version it
+    /// refused.
+    version_cap: AtomicU32,
+    /// Types it refused at their oldest version (or as bad data): sent as commands.
+    refused_types: AtomicU32,
+}
+
+impl Learnt {
+    fn refusal(&self, type_byte: u8, version: u16, e: &str) {
+        let oldest = type_min_rdb(type_byte).unwrap_or(u32::MAX);
+        let version = u32::from(version);
+        if e.contains("payload version") && version > oldest && version < 80 {
+            self.version_cap.fetch_min(version - 1, Ordering::SeqCst);
+        } else {
+            self.refused_types
+                .fetch_or(type_bit(type_byte), Ordering::SeqCst);
+        }
+    }
 }
 
 fn show_key(db: u32, name: &[u8]) -> String {
@@ -321,9 +344,9 @@ fn show_key(db: u32, name: &[u8]) -> String {
 enum Expect {
     /// SELECT and the like: an error ends the restore.
     Fatal,
-    /// A RESTORE: BUSYKEY means the key exists; a refused payload, that the key is to
-    /// be rebuilt with commands.
-    Restore,
+    /// A RESTORE with a payload of this version: BUSYKEY means the key exists; a
+    /// refused payload, that the key is to be rebuilt with commands.
+    Restore(u16),
     /// A RESTORE of a module value, which only RESTORE can make.
     RestoreModule,
     /// One step of rebuilding a key: an error fails the key.
@@ -455,6 +478,9 @@ struct Tally {
     /// Keys whose RESTORE was refused, by database: rebuilt with commands after.
     refused: std::collections::HashMap<u32, std::collections::HashSet<Vec<u8>>>,
     refused_count: u64,
+    /// Of `existing` and `failed`, the function libraries.
+    libraries_existing: u64,
+    libraries_failed: u64,
 }
 
 impl Tally {
@@ -489,7 +515,7 @@ fn read_replies(
     rx: Receiver<Batch>,
     win: &Window,
     tally: &Mutex<Tally>,
-    refused_types: &AtomicU32,
+    learnt: &Learnt,
 ) -> Result<()> {
     // Replies read but not yet given back to the window: given back in bulk whenever the
     // reader is about to wait.
@@ -524,13 +550,13 @@ fn read_replies(
                     (Expect::Fatal, OwnedFrame::Error(e), _) => {
                         return Err(Error::new(ErrorKind::Server, format!("redis refused: {e}")));
                     }
-                    (Expect::Restore | Expect::RestoreModule, OwnedFrame::Error(e), Some(k))
+                    (Expect::Restore(_) | Expect::RestoreModule, OwnedFrame::Error(e), Some(k))
                         if error_code(&e) == "BUSYKEY" =>
                     {
                         tally.lock().expect("tally lock").exists(k.db, k.name)
                     }
-                    (Expect::Restore, OwnedFrame::Error(e), Some(k)) if payload_refused(&e) => {
-                        refused_types.fetch_or(type_bit(k.type_byte), Ordering::SeqCst);
+                    (Expect::Restore(v), OwnedFrame::Error(e), Some(k)) if payload_refused(&e) => {
+                        learnt.refusal(k.type_byte, v, &e);
                         tally.lock().expect("tally lock").refused(k.db, k.name)
                     }
                     (Expect::RenameNx, OwnedFrame::Integer(0), Some(k)) => {
@@ -803,6 +829,7 @@ pub fn restore(
             let name = library_name(&code);
             if e.contains("already exists") {
                 tally.existing += 1;
+                tally.libraries_existing += 1;
                 if tally.existing_sample.len() < opts.max_reported {
                     tally
                         .existing_sample
@@ -810,6 +837,7 @@ pub fn restore(
                 }
             } else {
                 tally.failed += 1;
+                tally.libraries_failed += 1;
                 if tally.errors.len() < opts.max_reported {
                     let why = match &info {
                         Some(i) if target.redis_mm < (7, 0) => {
@@ -830,7 +858,10 @@ pub fn restore(
     let dbs = ra.databases()?;
     let total_keys: u64 = dbs.iter().map(|d| d.keys).sum();
     let sent_keys = AtomicU64::new(0);
-    let refused_types = AtomicU32::new(0);
+    let learnt = Learnt {
+        version_cap: AtomicU32::new(u32::MAX),
+        refused_types: AtomicU32::new(0),
+    };
     let mut p = Pass {
         opts,
         ra: &ra,
@@ -838,7 +869,7 @@ pub fn restore(
         only: None,
         summary: &mut summary,
         sent: &sent_keys,
-        refused_types: &refused_types,
+        learnt: &learnt,
         total_keys,
         progress,
     };
@@ -858,7 +889,9 @@ pub fn restore(
     summary.failed = tally.failed;
     summary.errors = tally.errors;
     let sent = summary.via_restore + summary.via_commands;
-    summary.keys = sent.saturating_sub(tally.existing + tally.failed);
+    let not_restored =
+        (tally.existing - tally.libraries_existing) + (tally.failed - tally.libraries_failed);
+    summary.keys = sent.saturating_sub(not_restored);
     progress(RestoreProgress {
         keys: sent_keys.load(Ordering::Relaxed),
         total_keys,
@@ -879,7 +912,7 @@ struct Pass<'a> {
     only: Option<&'a KeySet>,
     summary: &'a mut RedisRestoreSummary,
     sent: &'a AtomicU64,
-    refused_types: &'a AtomicU32,
+    learnt: &'a Learnt,
     total_keys: u64,
     progress: &'a dyn Fn(RestoreProgress),
 }
@@ -895,9 +928,9 @@ impl Pass<'_> {
         let tally = Mutex::new(tally);
         let (tx, rx) = crossbeam_channel::unbounded::<Batch>();
         let reader_conn = conn.try_clone()?;
-        let refused_types = self.refused_types;
+        let learnt = self.learnt;
         let (write_result, read_result) = std::thread::scope(|s| {
-            let reader = s.spawn(|| read_replies(reader_conn, rx, &win, &tally, refused_types));
+            let reader = s.spawn(|| read_replies(reader_conn, rx, &win, &tally, learnt));
             let mut pipe = Pipe {
                 conn,
                 out: Vec::with_capacity(DIRECT_WRITE * 2),
@@ -912,7 +945,7 @@ impl Pass<'_> {
                 target: self.target,
                 force_commands: self.opts.force_commands || self.only.is_some(),
                 only: self.only,
-                refused_types,
+                learnt,
                 summary: &mut *self.summary,
                 tally: &tally,
                 scratch: Vec::new(),
@@ -1066,8 +1099,8 @@ struct Writer<'a, 'p, 'w> {
     force_commands: bool,
     /// Only these keys (see [`Pass::only`]).
     only: Option<&'a KeySet>,
-    /// Types whose RESTORE the target refused: sent as commands from then on.
-    refused_types: &'a AtomicU32,
+    /// What the target's refused RESTOREs taught.
+    learnt: &'a Learnt,
     summary: &'a mut RedisRestoreSummary,
     tally: &'a Mutex<Tally>,
     /// Where LZF strings are expanded.
@@ -1188,28 +1221,32 @@ impl Writer<'_, '_, '_> {
     /// `RESTORE`; `None`: it is rebuilt with commands.
     fn restore_version(&self, type_byte: u8, len: u64) -> Option<u16> {
         let source = self.ra.rdb_version;
+        let target = TargetCaps {
+            rdb: self
+                .target
+                .rdb
+                .min(self.learnt.version_cap.load(Ordering::Relaxed)),
+            ..self.target
+        };
         let v = if type_byte == t::MODULE_2 {
             // Only the module can make its values: RESTORE whatever the target.
-            Some(
-                payload_version(type_byte, source, &self.target)
-                    .unwrap_or(source.min(self.target.rdb)),
-            )
+            Some(payload_version(type_byte, source, &target).unwrap_or(source.min(target.rdb)))
         } else if self.force_commands
             || len >= MAX_PAYLOAD as u64
-            || self.refused_types.load(Ordering::Relaxed) & type_bit(type_byte) != 0
+            || self.learnt.refused_types.load(Ordering::Relaxed) & type_bit(type_byte) != 0
         {
             None
         } else {
-            payload_version(type_byte, source, &self.target)
+            payload_version(type_byte, source, &target)
         };
         v.and_then(|v| u16::try_from(v).ok())
     }
 
-    fn restore_expect(type_byte: u8) -> Expect {
+    fn restore_expect(type_byte: u8, version: u16) -> Expect {
         if type_byte == t::MODULE_2 {
             Expect::RestoreModule
         } else {
-            Expect::Restore
+            Expect::Restore(version)
         }
     }
 
@@ -1351,7 +1388,7 @@ impl Writer<'_, '_, '_> {
         version: u16,
     ) -> Result<()> {
         let footer = dump_footer(head.type_byte, value, version);
-        let expect = Self::restore_expect(head.type_byte);
+        let expect = Self::restore_expect(head.type_byte, version);
         if value.len() < DIRECT_WRITE {
             // The common case, encoded straight into the output buffer.
             let ttl = Dec::new(head.meta.expire_ms.unwrap_or(0).max(0) as u64);
@@ -1434,6 +1471,7 @@ impl Writer<'_, '_, '_> {
         kr: &KeyRef<'_>,
         version: u16,
     ) -> Result<(usize, usize, Vec<u8>)> {
+        let expect = Self::restore_expect(head.type_byte, version);
         let version = version.to_le_bytes();
         let (ttl, tail) = self.restore_args(head);
         let tail: Vec<&[u8]> = tail.iter().map(Vec::as_slice).collect();
@@ -1446,7 +1484,7 @@ impl Writer<'_, '_, '_> {
             &[b"RESTORE", head.key, ttl.as_bytes()],
             payload_len,
             &tail,
-            Self::restore_expect(head.type_byte),
+            expect,
             Some(kr),
             &mut |out| {
                 let mut crc = Crc64::new();
