@@ -15,6 +15,8 @@ pub struct RedisArchive<'a> {
     pub rdb_version: u32,
     /// The source server's version, when known.
     pub server_version: Option<String>,
+    /// `"redis"` or `"valkey"`, when the manifest says.
+    pub server: Option<String>,
 }
 
 /// One database's stream.
@@ -55,6 +57,7 @@ impl<'a> RedisArchive<'a> {
             archive,
             rdb_version,
             server_version: app["server_version"].as_str().map(str::to_string),
+            server: app["server"].as_str().map(str::to_string),
         })
     }
 

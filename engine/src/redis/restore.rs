@@ -1081,7 +1081,7 @@ fn refuse_field_ttls(
 }
 
 /// `#!lua name=<lib>` → `lib`.
-fn library_name(code: &[u8]) -> String {
+pub fn library_name(code: &[u8]) -> String {
     let first = code.split(|&b| b == b'\n').next().unwrap_or(b"");
     let text = String::from_utf8_lossy(first);
     text.split_whitespace()

@@ -399,6 +399,7 @@ fn redis_demo(dir: &Path, steps: &mut Vec<(String, bool)>) {
                 archive: path,
                 url: Some(dst.url()),
                 rdb: None,
+                rdb_version: None,
                 replace: false,
                 db: None,
                 pattern: None,
