@@ -918,3 +918,59 @@ fn refused_restores_are_redone_with_commands() {
     let got = Snapshot::take_as(&t, Server::redis(7, 0));
     assert_same("8.2 → 7.0 without INFO", &snap, &got, &how);
 }
+
+/// A server in cluster mode (one node with every slot) writes slot information into its
+/// RDB (Redis 8.2: the SLOT_INFO opcode; Valkey: a `slot-info` AUX field): its dump parses
+/// and restores into a plain server of the same version, key by key.
+#[test]
+fn cluster_mode_rdbs_parse() {
+    for version in ["7.0", "8.2", "valkey-9.1"] {
+        let src = RedisServer::builder()
+            .version(version)
+            .config("repl-diskless-sync-delay 0")
+            .config("cluster-enabled yes")
+            .config("cluster-config-file nodes.conf")
+            .start()
+            .unwrap();
+        let mut c = src.connect().unwrap();
+        cmd(&mut c, &[b"CLUSTER", b"ADDSLOTSRANGE", b"0", b"16383"]);
+        let ok = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            match cmd(&mut c, &[b"CLUSTER", b"INFO"]) {
+                RespValue::Bulk(b) => String::from_utf8_lossy(&b).contains("cluster_state:ok"),
+                _ => false,
+            }
+        });
+        assert!(ok, "{version}: the cluster did not come up");
+        for i in 0..50 {
+            let k = format!("key:{i}");
+            cmd(&mut c, &[b"SET", k.as_bytes(), b"v", b"PX", b"3600000"]);
+        }
+        cmd(&mut c, &[b"HSET", b"{tag}h", b"f", b"v"]);
+        cmd(&mut c, &[b"RPUSH", b"{tag}l", b"a", b"b"]);
+        cmd(&mut c, &[b"XADD", b"{tag}s", b"1-1", b"f", b"v"]);
+        let snap = Snapshot::take(&src);
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("c.coffer");
+        let o = coffer(&[
+            "dump",
+            "redis",
+            "--url",
+            &src.url(),
+            "-f",
+            s(&archive),
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{version}: {}", text(&o));
+        assert_eq!(json_of(&o)["keys"], 53, "{version}");
+        let t = start(version);
+        let o = restore(&archive, &t, &[]);
+        assert_eq!(o.status.code(), Some(0), "{version}: {}", text(&o));
+        assert_same(
+            &format!("{version} cluster"),
+            &snap,
+            &Snapshot::take(&t),
+            &Compare::default(),
+        );
+    }
+}
