@@ -1,21 +1,32 @@
-//! Restoring a Redis archive into a live server.
+//! Restoring a Redis archive into a live server (Redis, or Valkey).
 //!
-//! Function libraries go first (`FUNCTION LOAD [REPLACE]`). Then every key, streamed out
-//! of the archive one at a time, goes over one pipelined connection:
+//! The target is known by `INFO server` (`valkey_version` on Valkey), else by `HELLO`;
+//! without either it is taken for a server like the source ([`TargetCaps`]). When it has
+//! no hash field TTLs (Redis before 7.4, Valkey before 9) and the keys to restore have
+//! some, the restore stops before writing anything, naming them, unless
+//! [`RedisRestoreOptions::drop_field_ttl`]. Function libraries go first (`FUNCTION LOAD
+//! [REPLACE]`). Then every key, streamed out of the archive one at a time, goes over one
+//! pipelined connection:
 //!
 //! * **`RESTORE key ttl payload ABSTTL [REPLACE] [IDLETIME s | FREQ f]`** with the DUMP
 //!   payload rebuilt from the archived raw value bytes (`type ‖ value ‖ u16 LE RDB
-//!   version ‖ CRC-64 LE`), when the target can load the key's type: its RDB version
-//!   (from `INFO server`'s `redis_version`) is at least the one that introduced the type.
-//!   The footer carries `min(source, target)` RDB version, which is all `RESTORE` checks.
-//!   When the target's version is unknown (INFO refused), the source's is assumed.
+//!   version ‖ CRC-64 LE`), when the target can load the key's type ([`payload_version`]:
+//!   its RDB version is at least the one that introduced the type, Valkey reading Redis'
+//!   up to 11 and its own 80). The footer carries the older of the source's and the
+//!   target's RDB versions, which is all `RESTORE` checks.
 //!   LZF-compressed strings in a value that is one string or blob (a string, listpack,
 //!   ziplist, intset) or a quicklist of them are sent expanded (up to 1 MiB): the server's
 //!   one thread is what a restore waits for, and decompressing was a sixth of its work.
+//!   A `RESTORE` the target refuses (payload version, bad data format) teaches: the next
+//!   keys go at a lower payload version, or their type by commands; and once the pass is
+//!   over, the refused keys are rebuilt with commands in a second one.
 //! * **Type commands** otherwise (an older target that does not know a listpack encoding,
-//!   a value over the 512 MB bulk limit, or [`RedisRestoreOptions::force_commands`]): the
+//!   the other family's field-TTL hashes, a value over the 512 MB bulk limit, or
+//!   [`RedisRestoreOptions::force_commands`]): the
 //!   value is decoded and rebuilt on a temporary key (`<key>\0coffer-restore`) with
-//!   `RPUSH`/`SADD`/`ZADD`/`HSET` in batches, `HPEXPIREAT` for field TTLs, streams with
+//!   `RPUSH`/`SADD`/`ZADD`/`HSET` in batches, `HPEXPIREAT` for field TTLs (one per expiry
+//!   time; fields already expired left out, TTLs dropped and counted on a target without
+//!   them with `drop_field_ttl`), streams with
 //!   `XADD` (explicit ids), `XSETID … ENTRIESADDED … MAXDELETEDID`, `XGROUP CREATE …
 //!   ENTRIESREAD`, `XGROUP CREATECONSUMER` and `XCLAIM … FORCE JUSTID` for the pending
 //!   entries; then `PEXPIREAT`, then `RENAME` (with replace) or `RENAMENX` onto the real
