@@ -127,6 +127,14 @@ fn load(server: &RedisServer) {
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         cmd(c, &refs);
     }
+    // A quicklist whose inner nodes are LZF-compressed (in memory and in the RDB).
+    cmd(c, &[b"CONFIG", b"SET", b"list-compress-depth", b"1"]);
+    let words = "lorem ipsum dolor sit amet ".repeat(20);
+    for i in 0..200u64 {
+        let w = format!("{i} {words}");
+        cmd(c, &[b"RPUSH", b"list:lzf", w.as_bytes()]);
+    }
+    cmd(c, &[b"CONFIG", b"SET", b"list-compress-depth", b"0"]);
     if info.v7() {
         cmd(c, &[b"DEBUG", b"QUICKLIST-PACKED-THRESHOLD", b"1000"]);
         // (over 8 KiB, so a quicklist on 7.2+ too)
@@ -417,6 +425,7 @@ fn check_encodings(version: &str, snap: &Snapshot) {
             if v62 || v70 { "quicklist" } else { "listpack" },
         ),
         ("list:big", "quicklist"),
+        ("list:lzf", "quicklist"),
         ("set:int", "intset"),
         (
             "set:small",
