@@ -1,5 +1,6 @@
 //! The RDB parser and decoders against redis/librdb's test vectors in
-//! `../shared/testdata/rdb-librdb/` (RDB 2–12, with librdb's expected contents).
+//! `../shared/testdata/rdb-librdb/` (RDB 2–12, with librdb's expected contents), and a
+//! dump.rdb of Valkey 9.1 (`data/`, RDB 80).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -364,6 +365,49 @@ fn hash_field_ttls_are_absolute_times_after_the_rdb_was_written() {
             assert!(t > ctime * 1000 && t < 1 << 48, "{name}: {t}");
         }
     }
+}
+
+/// A dump.rdb Valkey 9.1 wrote (`VALKEY080`), of every type: its own hash with field TTLs
+/// (type 22) among them.
+#[test]
+fn valkey_9_rdb_parses_and_every_key_decodes() {
+    let data = include_bytes!("data/valkey-9.1-all-types.rdb");
+    let rdb = rdb::parse_bytes(data, 1 << 20).unwrap();
+    for piece in [1, 7] {
+        assert_eq!(rdb::parse_bytes(data, piece).unwrap(), rdb);
+    }
+    assert_eq!(rdb.version, 80);
+    assert_eq!(rdb.aux("valkey-ver"), Some(&b"9.1.2"[..]));
+    let mut keys: BTreeMap<String, (u8, Value)> = BTreeMap::new();
+    for k in &rdb.keys {
+        let name = String::from_utf8(k.header.key.clone()).unwrap();
+        keys.insert(name, (k.header.type_byte, k.value(rdb.version).unwrap()));
+    }
+    let names: Vec<&str> = keys.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["e", "h", "hx", "l", "n", "s", "si", "sl", "st", "z"]
+    );
+    let (t, Value::Hash(hx)) = &keys["hx"] else {
+        panic!("hx")
+    };
+    assert_eq!(*t, rdb::types::VALKEY_HASH_2);
+    let ttls: BTreeMap<&[u8], Option<i64>> = hx
+        .iter()
+        .map(|f| (f.field.as_slice(), f.expire_ms))
+        .collect();
+    assert_eq!(
+        ttls,
+        BTreeMap::from([(&b"a"[..], Some(4_102_444_800_123)), (&b"b"[..], None)])
+    );
+    assert_eq!(keys["sl"].0, rdb::types::SET_LISTPACK);
+    let (_, Value::Stream(st)) = &keys["st"] else {
+        panic!("st")
+    };
+    assert_eq!(st.entries.len(), 2);
+    assert_eq!(st.groups[0].consumers[0].pending.len(), 1);
+    let e = rdb.keys.iter().find(|k| k.header.key == b"e").unwrap();
+    assert!(e.header.meta.expire_ms.is_some());
 }
 
 #[test]

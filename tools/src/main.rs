@@ -164,11 +164,15 @@ enum RestoreCommand {
     /// it is loaded. With -f, write a plain SQL script instead, as `pg_restore -f` does.
     #[command(after_help = exit::HELP, disable_help_flag = true)]
     Pg(Box<cmd::pg::RestoreArgs>),
-    /// Restore a Redis archive into a server (--url: pipelined RESTORE, or type commands
-    /// when the target is older than the source), or write a dump.rdb (--rdb).
+    /// Restore a Redis or Valkey archive into a server (--url: pipelined RESTORE, or type
+    /// commands for what the target cannot RESTORE: the encodings of a newer server or of
+    /// the other family, and any RESTORE it refuses), or write a dump.rdb (--rdb, of the
+    /// archive's RDB version or of --rdb-version's).
     ///
-    /// Exit 1 when some keys were not restored (they existed, or the server refused them);
-    /// each is named on standard error (the first few).
+    /// Exit 1 when some keys or function libraries were not restored (they existed, the
+    /// server refused them, or it has no functions: 6.2); each is named on standard error
+    /// (the first few). Exit 3, with nothing restored, when hashes with field TTLs would go
+    /// to a server (or RDB version) without them and --drop-field-ttl is not given.
     #[command(after_help = exit::HELP)]
     Redis(cmd::redis::RestoreArgs),
 }

@@ -15,6 +15,8 @@ pub struct RedisArchive<'a> {
     pub rdb_version: u32,
     /// The source server's version, when known.
     pub server_version: Option<String>,
+    /// `"redis"` or `"valkey"`, when the manifest says.
+    pub server: Option<String>,
 }
 
 /// One database's stream.
@@ -41,7 +43,7 @@ impl<'a> RedisArchive<'a> {
         let rdb_version = app["rdb_version"]
             .as_u64()
             .and_then(|v| u32::try_from(v).ok())
-            .filter(|&v| (1..=super::rdb::MAX_RDB_VERSION).contains(&v))
+            .filter(|&v| super::rdb::is_supported_version(v))
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Corrupt,
@@ -55,7 +57,25 @@ impl<'a> RedisArchive<'a> {
             archive,
             rdb_version,
             server_version: app["server_version"].as_str().map(str::to_string),
+            server: app["server"].as_str().map(str::to_string),
         })
+    }
+
+    /// Whether some keys may be hashes with field TTLs: the manifest counts the keys of
+    /// each type (archives before that count: whenever the RDB version has such types).
+    pub fn may_have_field_ttls(&self) -> bool {
+        let version = self.rdb_version;
+        if version < 12 {
+            return false;
+        }
+        match self.archive.manifest().app["types"].as_object() {
+            None => true,
+            Some(types) => types.iter().any(|(t, n)| {
+                t.parse::<u8>()
+                    .is_ok_and(|t| super::rdb::has_field_ttls(t, version))
+                    && n.as_u64() != Some(0)
+            }),
+        }
     }
 
     /// The database streams, by database number.

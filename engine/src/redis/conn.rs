@@ -392,15 +392,134 @@ impl Conn {
         self.read_reply()
     }
 
-    /// `INFO server`'s `redis_version`, when the user may run INFO.
-    pub fn server_version(&mut self) -> Result<Option<String>> {
-        Ok(match self.command(&[b"INFO", b"server"])? {
-            OwnedFrame::BulkString(b) => String::from_utf8_lossy(&b)
-                .lines()
-                .find_map(|l| l.strip_prefix("redis_version:"))
-                .map(|v| v.trim().to_string()),
+    /// What `INFO server` says the server is, else `HELLO` (which an ACL that refuses
+    /// INFO may still allow), when the user may run either.
+    pub fn server_info(&mut self) -> Result<Option<ServerInfo>> {
+        if let OwnedFrame::BulkString(b) = self.command(&[b"INFO", b"server"])? {
+            if let Some(i) = ServerInfo::parse(&String::from_utf8_lossy(&b)) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(match self.command(&[b"HELLO"])? {
+            OwnedFrame::Array(fields) => ServerInfo::from_hello(&fields),
             _ => None,
         })
+    }
+}
+
+/// A server as `INFO server` describes it: Redis, or Valkey (which reports the Redis
+/// version it is compatible with, 7.2.4, as `redis_version`, and its own as
+/// `valkey_version`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `redis_version`.
+    pub redis_version: String,
+    /// `valkey_version`, on Valkey.
+    pub valkey_version: Option<String>,
+}
+
+impl ServerInfo {
+    /// From the text of `INFO server`; `None` without a `redis_version`.
+    pub fn parse(info: &str) -> Option<ServerInfo> {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        let redis_version = field("redis_version")?;
+        let mut valkey_version = field("valkey_version");
+        if valkey_version.is_none() && field("server_name").as_deref() == Some("valkey") {
+            // (Valkey 7.2 says server_name but not valkey_version.)
+            valkey_version = Some(redis_version.clone());
+        }
+        Some(ServerInfo {
+            redis_version,
+            valkey_version,
+        })
+    }
+
+    /// From `HELLO`'s reply (`server`, `version`…, in pairs): Valkey's gives its own
+    /// version only, and is taken for compatible with Redis 7.2.4, as every Valkey says.
+    pub fn from_hello(fields: &[OwnedFrame]) -> Option<ServerInfo> {
+        let text = |f: &OwnedFrame| match f {
+            OwnedFrame::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            OwnedFrame::SimpleString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|p| text(&p[0]).as_deref() == Some(name))
+                .and_then(|p| text(&p[1]))
+        };
+        let version = field("version")?;
+        Some(if field("server").as_deref() == Some("valkey") {
+            ServerInfo {
+                redis_version: "7.2.4".into(),
+                valkey_version: Some(version),
+            }
+        } else {
+            ServerInfo::redis(&version)
+        })
+    }
+
+    /// A Redis server of `version`.
+    pub fn redis(version: &str) -> ServerInfo {
+        ServerInfo {
+            redis_version: version.to_string(),
+            valkey_version: None,
+        }
+    }
+
+    /// Whether it is Valkey.
+    pub fn is_valkey(&self) -> bool {
+        self.valkey_version.is_some()
+    }
+
+    /// `"redis"` or `"valkey"`.
+    pub fn name(&self) -> &'static str {
+        if self.is_valkey() { "valkey" } else { "redis" }
+    }
+
+    /// Its own version: Valkey's for Valkey.
+    pub fn version(&self) -> &str {
+        self.valkey_version
+            .as_deref()
+            .unwrap_or(&self.redis_version)
+    }
+
+    /// (major, minor) of the Redis version it behaves as, for which commands and options
+    /// it has (Valkey: 7.2).
+    pub fn redis_major_minor(&self) -> Option<(u32, u32)> {
+        major_minor(&self.redis_version)
+    }
+
+    /// The RDB version it writes, which is also the newest it reads: see
+    /// [`rdb_version_for`]; Valkey 7.2–8.x write RDB 11, Valkey 9 RDB 80 (and read Redis'
+    /// up to 11, not the 12–79 of Redis 7.4 and later).
+    pub fn rdb_version(&self) -> Option<u32> {
+        match &self.valkey_version {
+            None => rdb_version_for(&self.redis_version),
+            Some(v) => Some(if major_minor(v)? >= (9, 0) { 80 } else { 11 }),
+        }
+    }
+
+    /// Whether it keeps hash field TTLs (`HPEXPIREAT`): Redis 7.4 and later, Valkey 9 and
+    /// later.
+    pub fn has_field_ttls(&self) -> bool {
+        match &self.valkey_version {
+            None => major_minor(&self.redis_version).is_some_and(|v| v >= (7, 4)),
+            Some(v) => major_minor(v).is_some_and(|v| v >= (9, 0)),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.valkey_version {
+            Some(v) => write!(f, "Valkey {v}"),
+            None => write!(f, "Redis {}", self.redis_version),
+        }
     }
 }
 
@@ -451,6 +570,51 @@ mod tests {
         assert_eq!(rdb_version_for("7.4.0"), Some(12));
         assert_eq!(rdb_version_for("8.0.1"), Some(12));
         assert_eq!(rdb_version_for("x"), None);
+        let valkey = ServerInfo::parse(
+            "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:9.1.2\r\n",
+        )
+        .unwrap();
+        assert_eq!(valkey.to_string(), "Valkey 9.1.2");
+        assert_eq!(
+            (valkey.rdb_version(), valkey.has_field_ttls()),
+            (Some(80), true)
+        );
+        assert_eq!(valkey.redis_major_minor(), Some((7, 2)));
+        let valkey8 = ServerInfo::parse("redis_version:7.2.4\nvalkey_version:8.1.4\n").unwrap();
+        assert_eq!(
+            (valkey8.rdb_version(), valkey8.has_field_ttls()),
+            (Some(11), false)
+        );
+        let valkey72 = ServerInfo::parse("redis_version:7.2.5\nserver_name:valkey\n").unwrap();
+        assert_eq!(valkey72.version(), "7.2.5");
+        assert!(valkey72.is_valkey());
+        let redis = ServerInfo::parse("redis_version:8.2.3\nredis_mode:standalone\n").unwrap();
+        assert_eq!(redis.to_string(), "Redis 8.2.3");
+        assert_eq!(
+            (redis.rdb_version(), redis.has_field_ttls()),
+            (Some(12), true)
+        );
+        assert!(!ServerInfo::redis("7.2.4").has_field_ttls());
+        assert!(ServerInfo::redis("7.4.0").has_field_ttls());
+        assert_eq!(ServerInfo::parse("loading:0\n"), None);
+        let hello = |server: &str, version: &str| {
+            let b = |s: &str| OwnedFrame::BulkString(s.as_bytes().to_vec());
+            ServerInfo::from_hello(&[
+                b("server"),
+                b(server),
+                b("version"),
+                b(version),
+                b("proto"),
+                OwnedFrame::Integer(2),
+            ])
+        };
+        assert_eq!(hello("redis", "6.2.14"), Some(ServerInfo::redis("6.2.14")));
+        let v = hello("valkey", "9.1.2").unwrap();
+        assert_eq!(
+            (v.to_string(), v.rdb_version()),
+            ("Valkey 9.1.2".into(), Some(80))
+        );
+        assert_eq!(ServerInfo::from_hello(&[]), None);
         for n in [0u64, 9, 10, 99, 100, 12345, u64::MAX] {
             let mut b = Vec::new();
             put_decimal(&mut b, n);

@@ -15,6 +15,7 @@ use coffer_format::{ArchiveWriter, StreamDescriptor, StreamWriter};
 use serde_json::json;
 use std::collections::BTreeMap;
 
+use super::conn::ServerInfo;
 use super::rdb::{Event, KeyHeader, RdbParser};
 use super::record::{self, KeyHasher};
 use super::replica::{MarkMatcher, Payload, Replica, ReplicaOptions};
@@ -71,7 +72,9 @@ pub struct DbSummary {
 /// What a dump wrote.
 #[derive(Clone, Debug)]
 pub struct RedisDumpSummary {
-    /// Server version (INFO, else the RDB's `redis-ver`).
+    /// `"redis"` or `"valkey"`.
+    pub server: &'static str,
+    /// Server version (INFO, else the RDB's `valkey-ver` or `redis-ver`); Valkey's own.
     pub server_version: Option<String>,
     /// RDB version of the payload.
     pub rdb_version: u32,
@@ -125,6 +128,8 @@ struct Sink<'w> {
     functions: u64,
     module_aux: u64,
     keys: u64,
+    /// Keys by RDB type byte.
+    types: BTreeMap<u8, u64>,
 }
 
 impl<'w> Sink<'w> {
@@ -239,6 +244,7 @@ impl<'w> Sink<'w> {
                 format!("a key name of {} bytes is too long to archive", h.key.len()),
             ));
         }
+        *self.types.entry(h.type_byte).or_default() += 1;
         let t = Target::Db(h.db);
         let o = self.out(t)?;
         let (flags_at, len_at) = record::push_key(&mut o.buf, h.db, &h.key, h.type_byte, &h.meta)?;
@@ -288,8 +294,8 @@ pub async fn dump(
     progress: impl Fn(Progress),
 ) -> Result<RedisDumpSummary> {
     let mut replica = Replica::connect(&opts.replica).await?;
-    let info_version = replica.server_version().await?;
-    let start = replica.start_sync(info_version).await?;
+    let info = replica.server_info().await?;
+    let start = replica.start_sync(info).await?;
     if let Some(offset) = start.offset {
         replica.start_acks(offset);
     }
@@ -314,6 +320,7 @@ pub async fn dump(
         functions: 0,
         module_aux: 0,
         keys: 0,
+        types: BTreeMap::new(),
     };
     let mut received: u64 = 0;
     let mut mark_done = false;
@@ -398,10 +405,18 @@ pub async fn dump(
             .find(|(key, _)| key == k.as_bytes())
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
+    // Valkey 9's RDB says valkey-ver, not redis-ver.
+    let valkey = start.server.as_ref().map_or_else(
+        || aux_str("valkey-ver").is_some() || super::rdb::is_valkey(sink.rdb_version),
+        ServerInfo::is_valkey,
+    );
     let server_version = start
-        .server_version
-        .clone()
+        .server
+        .as_ref()
+        .map(|s| s.version().to_string())
+        .or_else(|| aux_str("valkey-ver"))
         .or_else(|| aux_str("redis-ver"));
+    let server_name = if valkey { "valkey" } else { "redis" };
     let replication = start.replid.clone().zip(start.offset);
     let dbs: BTreeMap<u64, DbSummary> = sink
         .dbs
@@ -430,12 +445,15 @@ pub async fn dump(
     let app = json!({
         "source": "redis",
         "record_format": 1,
+        "server": server_name,
         "server_version": server_version,
         "rdb_version": sink.rdb_version,
         "rdb_bytes": received,
         "transfer": if total.is_some() { "disk" } else { "diskless" },
         "replication": replication.as_ref().map(|(id, off)| json!({"id": id, "offset": off})),
         "keys": sink.keys,
+        "types": sink.types.iter().map(|(t, n)| (t.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
         "dbs": dbs.iter().map(|(n, d)| (n.to_string(), json!({
             "stream": format!("db{n}"), "keys": d.keys, "digest": d.digest,
         }))).collect::<serde_json::Map<_, _>>(),
@@ -445,6 +463,7 @@ pub async fn dump(
         "aux": aux_json,
     });
     Ok(RedisDumpSummary {
+        server: server_name,
         server_version,
         rdb_version: sink.rdb_version,
         replication,

@@ -2,8 +2,9 @@
 //! parser or decoder of the Redis side. None of them may panic, whatever the input.
 
 use super::elements::{ValueDigester, value_digest};
-use super::rdb::{Event, RdbParser, decode_value};
+use super::rdb::{Event, RdbParser, Value, decode_value};
 use super::record::KeyAssembler;
+use super::reencode::{FieldTtls, Reencoded, reencode};
 use super::replica::{MarkMatcher, parse_preamble};
 use super::{intset, listpack, lzf, ziplist, zipmap};
 
@@ -127,14 +128,21 @@ pub fn lzf(data: &[u8]) {
     }
 }
 
-/// The logical value decoder, the first byte being the type; and the streaming decoders on
-/// the same value.
+/// The logical value decoder, the first byte being the type (its bit 5 set: in Valkey's
+/// RDB 80, else Redis' 12); the streaming decoders on the same value; and its re-encoding
+/// for older and the other family's versions, which must decode to the same elements.
 pub fn value(data: &[u8]) {
     let Some((&t, raw)) = data.split_first() else {
         return;
     };
+    let version = if t & 0x20 != 0 { 80 } else { 12 };
     let t = t % 32;
-    let whole = decode_value(t, raw, 12);
+    let whole = decode_value(t, raw, version);
+    if let Ok(v) = &whole {
+        for target in [9, 10, 11, 12, 80] {
+            reencoded_agrees(t, raw, version, v, target);
+        }
+    }
     // The streaming decoders (restore-test's big keys, restore's rebuilt collections), fed
     // the same bytes in pieces, must not panic either, and must agree with the whole-value
     // decoder whenever both accept the value.
@@ -152,6 +160,43 @@ pub fn value(data: &[u8]) {
             Some(d),
             "type {t}: the streamed digest differs from the whole value's"
         );
+    }
+}
+
+/// A value re-encoded for RDB `target` decodes there, to the same elements (but the field
+/// TTLs dropped, and the stream metadata the older layout has no place for).
+fn reencoded_agrees(t: u8, raw: &[u8], version: u32, v: &Value, target: u32) {
+    let (type_byte, value) = match reencode(t, raw, version, target, 0, FieldTtls::Drop) {
+        Ok(Reencoded::Value {
+            type_byte, value, ..
+        }) => (type_byte, value),
+        Ok(_) => return,
+        Err(e) => panic!("type {t} decodes but does not re-encode for {target}: {e}"),
+    };
+    let again = decode_value(type_byte, &value, target)
+        .unwrap_or_else(|e| panic!("type {t} re-encoded as {type_byte} for {target}: {e}"));
+    // (fields whose TTL is not after 0, "now" here, are left out)
+    let fields = |v: &Value| match v {
+        Value::Hash(f) => {
+            let mut f: Vec<(Vec<u8>, Vec<u8>)> = f
+                .iter()
+                .filter(|f| f.expire_ms.is_none_or(|e| e > 0))
+                .map(|f| (f.field.clone(), f.value.clone()))
+                .collect();
+            f.sort();
+            Some(f)
+        }
+        _ => None,
+    };
+    match (v, &again) {
+        (Value::Stream(a), Value::Stream(b)) => {
+            assert_eq!(a.entries, b.entries, "type {t} for {target}");
+            assert_eq!(a.groups.len(), b.groups.len(), "type {t} for {target}");
+        }
+        (Value::Hash(_), Value::Hash(_)) => {
+            assert_eq!(fields(v), fields(&again), "type {t} for {target}")
+        }
+        (a, b) => assert_eq!(value_digest(a), value_digest(b), "type {t} for {target}"),
     }
 }
 
@@ -174,4 +219,52 @@ pub fn records(data: &[u8]) {
         let _ = asm.push_frame_each(&body[cut..], &mut count);
     }
     let _ = asm.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    /// The fuzz targets' own corpus, each input and every one-byte change of it, through
+    /// the value and RDB entry points (which assert their decoders agree): a few seconds
+    /// of what `fuzz/smoke` does for longer, in every `cargo test`.
+    #[test]
+    fn corpus_and_its_one_byte_mutants_pass() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+        for (target, entry) in [
+            ("redis_value", super::value as fn(&[u8])),
+            ("rdb", super::rdb as fn(&[u8])),
+        ] {
+            let mut names: Vec<_> = std::fs::read_dir(root.join(target))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("seed-")
+                })
+                .collect();
+            names.sort();
+            assert!(!names.is_empty(), "{target}: no seeds");
+            for path in names {
+                let seed = std::fs::read(&path).unwrap();
+                entry(&seed);
+                // (every byte of small seeds; of big ones, a spread of 200)
+                let step = (seed.len() / 200).max(1);
+                for at in (1..seed.len()).step_by(step) {
+                    for flip in [0x01u8, 0xff] {
+                        let mut m = seed.clone();
+                        m[at] ^= flip;
+                        entry(&m);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_values_never_panic(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..120)) {
+            super::value(&raw);
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! * [`dump`]: the dump pipeline from a live server into an archive, and the record layout
 //!   of the archive's Redis streams ([`record`]).
 //! * [`archive`]: reading such an archive back key by key; [`restore`]: into a live server
-//!   (pipelined `RESTORE`, or type commands); [`rdbfile`]: as a `dump.rdb`; [`export`]: as
+//!   (pipelined `RESTORE`, or type commands); [`rdbfile`]: as a `dump.rdb`, of the
+//!   archive's RDB version or, with values [`reencode`]d, an older one; [`export`]: as
 //!   JSON Lines. [`conn`]: the blocking client connection restores use; [`tls`]: TLS for
 //!   both (`rediss://`).
 //! * [`elements`]: values decoded element by element as their pieces arrive (restores of
@@ -30,6 +31,7 @@ pub mod lzf;
 pub mod rdb;
 pub mod rdbfile;
 pub mod record;
+pub mod reencode;
 pub mod replica;
 pub mod restore;
 pub mod tls;

@@ -1,7 +1,11 @@
 //! Joining a Redis master as a replica, just long enough to receive its RDB.
 //!
 //! The handshake is Redis' own (`syncWithMaster`): `PING`, `AUTH`, `REPLCONF
-//! listening-port`, `REPLCONF capa eof capa psync2`, each reply read before the next
+//! listening-port`, `REPLCONF capa eof capa psync2`, `REPLCONF rdb-only 1` and Valkey's
+//! `REPLCONF version 9.0.0` (a Valkey 9 master sends its own RDB 80 only to a replica that
+//! says it is Valkey 9: to others it sends RDB 11, which cannot hold hash field TTLs, and
+//! gives up on a dataset that has some; Redis refuses the option, which does no harm),
+//! each reply read before the next
 //! command (a master refuses `PSYNC` while replies are pending), then `PSYNC ? -1`, or
 //! `SYNC` when `PSYNC` is refused. The master answers `+FULLRESYNC <replid> <offset>`
 //! (PSYNC only), then the payload as `$<len>\r\n<len bytes>` (disk-based) or
@@ -21,8 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::conn::ServerInfo;
 use super::tls::{ClientCert, Session, TlsOptions};
 use crate::{Error, ErrorKind, Result};
+
+/// The Valkey version a dump says it is (`REPLCONF version`): the oldest to which a Valkey
+/// master sends RDB 80.
+pub const VALKEY_REPLICA_VERSION: &str = "9.0.0";
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -199,8 +208,8 @@ pub struct SyncStart {
     pub offset: Option<u64>,
     /// How the payload is delimited.
     pub payload: Payload,
-    /// `redis_version` from `INFO server`, when the user may run it.
-    pub server_version: Option<String>,
+    /// The server, from `INFO server`, when the user may run it.
+    pub server: Option<ServerInfo>,
 }
 
 /// A connection in the replica role.
@@ -328,27 +337,27 @@ impl Replica {
         Ok(())
     }
 
-    /// `INFO server`'s `redis_version`, if the user may run INFO.
-    pub async fn server_version(&mut self) -> Result<Option<String>> {
+    /// What `INFO server` says the server is, if the user may run INFO.
+    pub async fn server_info(&mut self) -> Result<Option<ServerInfo>> {
         match self.command(&[b"INFO", b"server"]).await? {
-            OwnedFrame::BulkString(b) => Ok(String::from_utf8_lossy(&b)
-                .lines()
-                .find_map(|l| l.strip_prefix("redis_version:"))
-                .map(|v| v.trim().to_string())),
+            OwnedFrame::BulkString(b) => Ok(ServerInfo::parse(&String::from_utf8_lossy(&b))),
             OwnedFrame::Error(e) if error_code(&e) == "NOAUTH" => Err(no_auth(&e)),
             _ => Ok(None),
         }
     }
 
     /// Sends the REPLCONFs and `PSYNC ? -1` (or `SYNC`), and reads up to the payload.
-    pub async fn start_sync(&mut self, server_version: Option<String>) -> Result<SyncStart> {
+    pub async fn start_sync(&mut self, server: Option<ServerInfo>) -> Result<SyncStart> {
         // Errors to these are "non critical", as for Redis' own replicas; but a
         // missing password shows up here first.
-        let replconfs: [&[&[u8]]; 3] = [
+        let replconfs: [&[&[u8]]; 4] = [
             &[b"REPLCONF", b"listening-port", b"0"],
             &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
             // 6.2+: a snapshot-only replica; the master keeps no replication buffer for it.
             &[b"REPLCONF", b"rdb-only", b"1"],
+            // Valkey 8+: the replica's version picks the RDB version the master sends; 9.0
+            // gets RDB 80, the newest this build reads.
+            &[b"REPLCONF", b"version", VALKEY_REPLICA_VERSION.as_bytes()],
         ];
         for args in replconfs {
             match self.command(args).await? {
@@ -411,7 +420,7 @@ impl Replica {
                 replid: None,
                 offset: None,
                 payload: parse_preamble(&line)?,
-                server_version,
+                server,
             });
         } else {
             return Err(Error::new(
@@ -428,7 +437,7 @@ impl Replica {
             replid,
             offset,
             payload,
-            server_version,
+            server,
         })
     }
 

@@ -1,21 +1,32 @@
-//! Restoring a Redis archive into a live server.
+//! Restoring a Redis archive into a live server (Redis, or Valkey).
 //!
-//! Function libraries go first (`FUNCTION LOAD [REPLACE]`). Then every key, streamed out
-//! of the archive one at a time, goes over one pipelined connection:
+//! The target is known by `INFO server` (`valkey_version` on Valkey), else by `HELLO`;
+//! without either it is taken for a server like the source ([`TargetCaps`]). When it has
+//! no hash field TTLs (Redis before 7.4, Valkey before 9) and the keys to restore have
+//! some, the restore stops before writing anything, naming them, unless
+//! [`RedisRestoreOptions::drop_field_ttl`]. Function libraries go first (`FUNCTION LOAD
+//! [REPLACE]`). Then every key, streamed out of the archive one at a time, goes over one
+//! pipelined connection:
 //!
 //! * **`RESTORE key ttl payload ABSTTL [REPLACE] [IDLETIME s | FREQ f]`** with the DUMP
 //!   payload rebuilt from the archived raw value bytes (`type ‖ value ‖ u16 LE RDB
-//!   version ‖ CRC-64 LE`), when the target can load the key's type: its RDB version
-//!   (from `INFO server`'s `redis_version`) is at least the one that introduced the type.
-//!   The footer carries `min(source, target)` RDB version, which is all `RESTORE` checks.
-//!   When the target's version is unknown (INFO refused), the source's is assumed.
+//!   version ‖ CRC-64 LE`), when the target can load the key's type ([`payload_version`]:
+//!   its RDB version is at least the one that introduced the type, Valkey reading Redis'
+//!   up to 11 and its own 80). The footer carries the older of the source's and the
+//!   target's RDB versions, which is all `RESTORE` checks.
 //!   LZF-compressed strings in a value that is one string or blob (a string, listpack,
 //!   ziplist, intset) or a quicklist of them are sent expanded (up to 1 MiB): the server's
 //!   one thread is what a restore waits for, and decompressing was a sixth of its work.
+//!   A `RESTORE` the target refuses (payload version, bad data format) teaches: the next
+//!   keys go at a lower payload version, or their type by commands; and once the pass is
+//!   over, the refused keys are rebuilt with commands in a second one.
 //! * **Type commands** otherwise (an older target that does not know a listpack encoding,
-//!   a value over the 512 MB bulk limit, or [`RedisRestoreOptions::force_commands`]): the
+//!   the other family's field-TTL hashes, a value over the 512 MB bulk limit, or
+//!   [`RedisRestoreOptions::force_commands`]): the
 //!   value is decoded and rebuilt on a temporary key (`<key>\0coffer-restore`) with
-//!   `RPUSH`/`SADD`/`ZADD`/`HSET` in batches, `HPEXPIREAT` for field TTLs, streams with
+//!   `RPUSH`/`SADD`/`ZADD`/`HSET` in batches, `HPEXPIREAT` for field TTLs (one per expiry
+//!   time; fields already expired left out, TTLs dropped and counted on a target without
+//!   them with `drop_field_ttl`), streams with
 //!   `XADD` (explicit ids), `XSETID … ENTRIESADDED … MAXDELETEDID`, `XGROUP CREATE …
 //!   ENTRIESREAD`, `XGROUP CREATECONSUMER` and `XCLAIM … FORCE JUSTID` for the pending
 //!   entries; then `PEXPIREAT`, then `RENAME` (with replace) or `RENAMENX` onto the real
@@ -40,7 +51,7 @@
 //! count in the process's resident size until the kernel reclaims them.)
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -75,6 +86,10 @@ pub struct RedisRestoreOptions {
     pub pattern: Option<Vec<u8>>,
     /// Never use `RESTORE`: rebuild every value with type commands.
     pub force_commands: bool,
+    /// On a target without hash field TTLs (Redis before 7.4, Valkey before 9), restore
+    /// the fields of hashes that have some without them (counted in the summary) instead
+    /// of refusing to start.
+    pub drop_field_ttl: bool,
     /// Most commands awaiting replies.
     pub window_commands: usize,
     /// Most command bytes awaiting replies (one bigger command is still sent alone).
@@ -96,6 +111,7 @@ impl Default for RedisRestoreOptions {
             db_map: DbMap::Same,
             pattern: None,
             force_commands: false,
+            drop_field_ttl: false,
             window_commands: 1000,
             window_bytes: 16 << 20,
             batch_elements: 512,
@@ -119,8 +135,10 @@ pub struct RestoreProgress {
 /// What a restore did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RedisRestoreSummary {
-    /// The target's `redis_version`, when INFO was allowed.
+    /// The target's version (Valkey's own for Valkey), when INFO was allowed.
     pub target_version: Option<String>,
+    /// `"redis"` or `"valkey"`, when INFO was allowed.
+    pub target_server: Option<&'static str>,
     /// The target's RDB version (from its version), when known.
     pub target_rdb_version: Option<u32>,
     /// The archive's RDB version.
@@ -129,8 +147,17 @@ pub struct RedisRestoreSummary {
     pub keys: u64,
     /// Keys sent as `RESTORE`.
     pub via_restore: u64,
-    /// Keys rebuilt with type commands.
+    /// Keys rebuilt with type commands (those in `restore_refused` included).
     pub via_commands: u64,
+    /// Keys whose `RESTORE` the target refused (a payload version or an encoding it does
+    /// not know, say when INFO did not tell its version), rebuilt with commands instead.
+    pub restore_refused: u64,
+    /// Field TTLs left out (`drop_field_ttl`, on a target without them).
+    pub field_ttls_dropped: u64,
+    /// Keys whose field TTLs were left out.
+    pub field_ttl_keys: u64,
+    /// The first few of them, as `db<N> "name"`.
+    pub field_ttl_sample: Vec<String>,
     /// Keys not matching the pattern.
     pub skipped_pattern: u64,
     /// Keys in databases the `--db` map leaves out.
@@ -172,6 +199,75 @@ pub fn type_min_rdb(type_byte: u8) -> Option<u32> {
         t::HASH_METADATA | t::HASH_LISTPACK_EX => 12,
         _ => return None,
     })
+}
+
+/// What the restore knows of the target server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetCaps {
+    /// The RDB version it writes and reads (Redis: up to it; Valkey 9: 80, and Redis'
+    /// up to 11).
+    pub rdb: u32,
+    /// Valkey, which refuses Redis' RDB 12–79.
+    pub valkey: bool,
+    /// The Redis version it behaves as, for its commands (Valkey: 7.2).
+    pub redis_mm: (u32, u32),
+    /// It keeps hash field TTLs.
+    pub field_ttls: bool,
+}
+
+impl TargetCaps {
+    /// From `INFO server`; without it (INFO refused), a server like the source is assumed
+    /// (a wrong guess shows as refused `RESTORE`s, which are then done with commands).
+    pub fn of(info: Option<&conn::ServerInfo>, source_rdb: u32) -> TargetCaps {
+        let guess = TargetCaps {
+            rdb: source_rdb,
+            valkey: super::rdb::is_valkey(source_rdb),
+            redis_mm: (99, 0),
+            field_ttls: true,
+        };
+        match info {
+            None => guess,
+            Some(i) => TargetCaps {
+                rdb: i.rdb_version().unwrap_or(guess.rdb),
+                valkey: i.is_valkey(),
+                redis_mm: i.redis_major_minor().unwrap_or(guess.redis_mm),
+                field_ttls: i.has_field_ttls(),
+            },
+        }
+    }
+}
+
+/// The RDB version the DUMP payload of a value of `type_byte` (from an RDB of
+/// `source_rdb`) says, for `target` to `RESTORE` it; `None` when the target cannot load
+/// that type. The value's bytes are the same in every RDB version that has its type: the
+/// footer says the oldest of the source's and the newest the target reads. Valkey's
+/// values of types up to 21 are Redis 7.2's (RDB 11); Valkey reads Redis' RDB up to 11
+/// and its own 80, not Redis' 12–79.
+pub fn payload_version(type_byte: u8, source_rdb: u32, target: &TargetCaps) -> Option<u32> {
+    if super::rdb::is_valkey(source_rdb) && type_byte > t::STREAM_LISTPACKS_3 {
+        // Valkey's own hash with field TTLs.
+        let ok = type_byte == t::VALKEY_HASH_2 && target.valkey && target.rdb >= 80;
+        return ok.then_some(80);
+    }
+    let need = type_min_rdb(type_byte)?;
+    let source = if super::rdb::is_valkey(source_rdb) {
+        11
+    } else {
+        source_rdb
+    };
+    let newest = if target.valkey {
+        target.rdb.min(11)
+    } else {
+        target.rdb
+    };
+    let v = source.min(newest);
+    (need <= v).then_some(v)
+}
+
+/// Whether a `RESTORE` error means the target cannot load the payload (too new a version,
+/// an unknown type or encoding), rather than a problem with the key.
+fn payload_refused(e: &str) -> bool {
+    e.contains("payload version or checksum are wrong") || e.contains("Bad data format")
 }
 
 /// The DUMP payload's footer for `type_byte ‖ value`: the RDB version and the CRC-64 of
@@ -218,7 +314,36 @@ const TMP_SUFFIX: &[u8] = b"\0coffer-restore";
 struct KeyRef<'n> {
     seq: u64,
     db: u32,
+    type_byte: u8,
     name: &'n [u8],
+}
+
+/// The bit of a type byte in a set of types ([`Learnt::refused_types`]).
+fn type_bit(type_byte: u8) -> u32 {
+    1u32.checked_shl(u32::from(type_byte)).unwrap_or(0)
+}
+
+/// What the target's refusals taught, shared by the reply reader (which learns) and the
+/// writer (which acts on it for the keys after).
+struct Learnt {
+    /// The newest payload version the target may read: lowered below each version it
+    /// refused.
+    version_cap: AtomicU32,
+    /// Types it refused at their oldest version (or as bad data): sent as commands.
+    refused_types: AtomicU32,
+}
+
+impl Learnt {
+    fn refusal(&self, type_byte: u8, version: u16, e: &str) {
+        let oldest = type_min_rdb(type_byte).unwrap_or(u32::MAX);
+        let version = u32::from(version);
+        if e.contains("payload version") && version > oldest && version < 80 {
+            self.version_cap.fetch_min(version - 1, Ordering::SeqCst);
+        } else {
+            self.refused_types
+                .fetch_or(type_bit(type_byte), Ordering::SeqCst);
+        }
+    }
 }
 
 fn show_key(db: u32, name: &[u8]) -> String {
@@ -230,8 +355,11 @@ fn show_key(db: u32, name: &[u8]) -> String {
 enum Expect {
     /// SELECT and the like: an error ends the restore.
     Fatal,
-    /// A RESTORE: BUSYKEY means the key exists.
-    Restore,
+    /// A RESTORE with a payload of this version: BUSYKEY means the key exists; a
+    /// refused payload, that the key is to be rebuilt with commands.
+    Restore(u16),
+    /// A RESTORE of a module value, which only RESTORE can make.
+    RestoreModule,
     /// One step of rebuilding a key: an error fails the key.
     Step,
     /// The final RENAMENX: 0 means the key exists.
@@ -243,6 +371,7 @@ enum Expect {
 struct KeyTag {
     seq: u64,
     db: u32,
+    type_byte: u8,
     at: usize,
     len: usize,
 }
@@ -357,9 +486,21 @@ struct Tally {
     errors: Vec<String>,
     last_failed: Option<u64>,
     max_reported: usize,
+    /// Keys whose RESTORE was refused, by database: rebuilt with commands after.
+    refused: std::collections::HashMap<u32, std::collections::HashSet<Vec<u8>>>,
+    refused_count: u64,
+    /// Of `existing` and `failed`, the function libraries.
+    libraries_existing: u64,
+    libraries_failed: u64,
 }
 
 impl Tally {
+    fn refused(&mut self, db: u32, name: &[u8]) {
+        if self.refused.entry(db).or_default().insert(name.to_vec()) {
+            self.refused_count += 1;
+        }
+    }
+
     fn exists(&mut self, db: u32, name: &[u8]) {
         self.existing += 1;
         if self.existing_sample.len() < self.max_reported {
@@ -385,6 +526,7 @@ fn read_replies(
     rx: Receiver<Batch>,
     win: &Window,
     tally: &Mutex<Tally>,
+    learnt: &Learnt,
 ) -> Result<()> {
     // Replies read but not yet given back to the window: given back in bulk whenever the
     // reader is about to wait.
@@ -412,16 +554,21 @@ fn read_replies(
                 let key = p.key.map(|k| KeyRef {
                     seq: k.seq,
                     db: k.db,
+                    type_byte: k.type_byte,
                     name: &batch.names[k.at..k.at + k.len],
                 });
                 match (p.expect, reply, key) {
                     (Expect::Fatal, OwnedFrame::Error(e), _) => {
                         return Err(Error::new(ErrorKind::Server, format!("redis refused: {e}")));
                     }
-                    (Expect::Restore, OwnedFrame::Error(e), Some(k))
+                    (Expect::Restore(_) | Expect::RestoreModule, OwnedFrame::Error(e), Some(k))
                         if error_code(&e) == "BUSYKEY" =>
                     {
                         tally.lock().expect("tally lock").exists(k.db, k.name)
+                    }
+                    (Expect::Restore(v), OwnedFrame::Error(e), Some(k)) if payload_refused(&e) => {
+                        learnt.refusal(k.type_byte, v, &e);
+                        tally.lock().expect("tally lock").refused(k.db, k.name)
                     }
                     (Expect::RenameNx, OwnedFrame::Integer(0), Some(k)) => {
                         tally.lock().expect("tally lock").exists(k.db, k.name)
@@ -487,6 +634,7 @@ impl Pipe<'_> {
             KeyTag {
                 seq: k.seq,
                 db: k.db,
+                type_byte: k.type_byte,
                 at,
                 len: k.name.len(),
             }
@@ -649,15 +797,18 @@ pub fn restore(
 ) -> Result<RedisRestoreSummary> {
     let ra = RedisArchive::new(archive)?;
     let mut conn = Conn::connect(&opts.target)?;
-    let target_version = conn.server_version()?;
-    let target_rdb = target_version.as_deref().and_then(conn::rdb_version_for);
-    let target_mm = target_version.as_deref().and_then(conn::major_minor);
+    let info = conn.server_info()?;
+    let target = TargetCaps::of(info.as_ref(), ra.rdb_version);
     let mut summary = RedisRestoreSummary {
-        target_version: target_version.clone(),
-        target_rdb_version: target_rdb,
+        target_version: info.as_ref().map(|i| i.version().to_string()),
+        target_server: info.as_ref().map(conn::ServerInfo::name),
+        target_rdb_version: info.as_ref().and_then(conn::ServerInfo::rdb_version),
         source_rdb_version: ra.rdb_version,
         ..RedisRestoreSummary::default()
     };
+    if !target.field_ttls && !opts.drop_field_ttl {
+        refuse_field_ttls(&ra, opts, info.as_ref())?;
+    }
     let mut tally = Tally {
         max_reported: opts.max_reported,
         ..Tally::default()
@@ -672,7 +823,7 @@ pub fn restore(
                 ));
             }
             _ => {
-                if target_mm.is_none_or(|v| v >= (7, 0)) {
+                if target.redis_mm >= (7, 0) {
                     let _ = conn.command(&[b"FUNCTION", b"FLUSH"])?;
                 }
             }
@@ -689,6 +840,7 @@ pub fn restore(
             let name = library_name(&code);
             if e.contains("already exists") {
                 tally.existing += 1;
+                tally.libraries_existing += 1;
                 if tally.existing_sample.len() < opts.max_reported {
                     tally
                         .existing_sample
@@ -696,8 +848,17 @@ pub fn restore(
                 }
             } else {
                 tally.failed += 1;
+                tally.libraries_failed += 1;
                 if tally.errors.len() < opts.max_reported {
-                    tally.errors.push(format!("function library {name:?}: {e}"));
+                    let why = match &info {
+                        Some(i) if target.redis_mm < (7, 0) => {
+                            format!("{i} has no functions (Redis 7.0 and later): {e}")
+                        }
+                        _ => e.to_string(),
+                    };
+                    tally
+                        .errors
+                        .push(format!("function library {name:?}: {why}"));
                 }
             }
         } else {
@@ -707,81 +868,231 @@ pub fn restore(
 
     let dbs = ra.databases()?;
     let total_keys: u64 = dbs.iter().map(|d| d.keys).sum();
-    let win = Window::new(opts.window_commands, opts.window_bytes);
-    let tally = Mutex::new(tally);
-    let (tx, rx) = crossbeam_channel::unbounded::<Batch>();
-    let reader_conn = conn.try_clone()?;
     let sent_keys = AtomicU64::new(0);
-    let now = now_ms();
-
-    let (write_result, read_result) = std::thread::scope(|s| {
-        let reader = s.spawn(|| read_replies(reader_conn, rx, &win, &tally));
-        let mut pipe = Pipe {
-            conn,
-            out: Vec::with_capacity(DIRECT_WRITE * 2),
-            batch: Batch::default(),
-            tx: Some(tx),
-            win: &win,
-        };
-        let mut w = Writer {
-            opts,
-            ra: &ra,
-            pipe: &mut pipe,
-            target_rdb: target_rdb.unwrap_or(ra.rdb_version),
-            target_mm: target_mm.unwrap_or((99, 0)),
-            summary: &mut summary,
-            tally: &tally,
-            scratch: Vec::new(),
-            seq: 0,
-            now,
-            current_db: None,
-            sent: &sent_keys,
-            total_keys,
-            progress,
-        };
-        let mut r = w.run(&dbs);
-        if r.is_ok() {
-            r = pipe.flush();
-        }
-        pipe.tx = None;
-        if r.is_err() {
-            pipe.conn.shutdown();
-        }
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Protocol, "the reply reader panicked")));
-        (r, read)
-    });
-    // A broken connection shows on both sides; the reading side has the server's words.
-    // Anything else the writer met (a damaged archive, say) is the real cause.
-    match (write_result, read_result) {
-        (Ok(()), r) => r?,
-        (Err(w), Ok(())) => return Err(w),
-        (Err(w), Err(r)) => {
-            return Err(if w.kind() == ErrorKind::Protocol {
-                r
-            } else {
-                w
-            });
-        }
+    let learnt = Learnt {
+        version_cap: AtomicU32::new(u32::MAX),
+        refused_types: AtomicU32::new(0),
+    };
+    let mut p = Pass {
+        opts,
+        ra: &ra,
+        target,
+        only: None,
+        summary: &mut summary,
+        sent: &sent_keys,
+        learnt: &learnt,
+        total_keys,
+        progress,
+    };
+    let mut tally = p.run(conn, &dbs, tally)?;
+    if tally.refused_count > 0 {
+        // The target refused these RESTOREs (the writer stopped sending their types as
+        // RESTORE as soon as it heard): rebuild them with commands, on a new connection.
+        let refused = std::mem::take(&mut tally.refused);
+        let n = std::mem::take(&mut tally.refused_count);
+        p.summary.via_restore -= n;
+        p.summary.restore_refused = n;
+        p.only = Some(&refused);
+        tally = p.run(Conn::connect(&opts.target)?, &dbs, tally)?;
     }
-    let t = tally.into_inner().expect("tally lock");
-    summary.existing = t.existing;
-    summary.existing_sample = t.existing_sample;
-    summary.failed = t.failed;
-    summary.errors = t.errors;
+    summary.existing = tally.existing;
+    summary.existing_sample = tally.existing_sample;
+    summary.failed = tally.failed;
+    summary.errors = tally.errors;
     let sent = summary.via_restore + summary.via_commands;
-    summary.keys = sent.saturating_sub(t.existing + t.failed);
+    let not_restored =
+        (tally.existing - tally.libraries_existing) + (tally.failed - tally.libraries_failed);
+    summary.keys = sent.saturating_sub(not_restored);
     progress(RestoreProgress {
-        keys: sent,
+        keys: sent_keys.load(Ordering::Relaxed),
         total_keys,
         bytes: summary.bytes,
     });
     Ok(summary)
 }
 
+/// Keys to restore on a second pass, by target database.
+type KeySet = std::collections::HashMap<u32, std::collections::HashSet<Vec<u8>>>;
+
+/// One pass over the archive's keys through one pipelined connection.
+struct Pass<'a> {
+    opts: &'a RedisRestoreOptions,
+    ra: &'a RedisArchive<'a>,
+    target: TargetCaps,
+    /// Only these keys, rebuilt with commands (the second pass, after refused RESTOREs).
+    only: Option<&'a KeySet>,
+    summary: &'a mut RedisRestoreSummary,
+    sent: &'a AtomicU64,
+    learnt: &'a Learnt,
+    total_keys: u64,
+    progress: &'a dyn Fn(RestoreProgress),
+}
+
+impl Pass<'_> {
+    fn run(
+        &mut self,
+        conn: Conn,
+        dbs: &[super::archive::DbStream<'_>],
+        tally: Tally,
+    ) -> Result<Tally> {
+        let win = Window::new(self.opts.window_commands, self.opts.window_bytes);
+        let tally = Mutex::new(tally);
+        let (tx, rx) = crossbeam_channel::unbounded::<Batch>();
+        let reader_conn = conn.try_clone()?;
+        let learnt = self.learnt;
+        let (write_result, read_result) = std::thread::scope(|s| {
+            let reader = s.spawn(|| read_replies(reader_conn, rx, &win, &tally, learnt));
+            let mut pipe = Pipe {
+                conn,
+                out: Vec::with_capacity(DIRECT_WRITE * 2),
+                batch: Batch::default(),
+                tx: Some(tx),
+                win: &win,
+            };
+            let mut w = Writer {
+                opts: self.opts,
+                ra: self.ra,
+                pipe: &mut pipe,
+                target: self.target,
+                force_commands: self.opts.force_commands || self.only.is_some(),
+                only: self.only,
+                learnt,
+                summary: &mut *self.summary,
+                tally: &tally,
+                scratch: Vec::new(),
+                seq: 0,
+                now: now_ms(),
+                current_db: None,
+                sent: self.sent,
+                total_keys: self.total_keys,
+                progress: self.progress,
+            };
+            let mut r = w.run(dbs);
+            if r.is_ok() {
+                r = pipe.flush();
+            }
+            pipe.tx = None;
+            if r.is_err() {
+                pipe.conn.shutdown();
+            }
+            let read = reader.join().unwrap_or_else(|_| {
+                Err(Error::new(ErrorKind::Protocol, "the reply reader panicked"))
+            });
+            (r, read)
+        });
+        // A broken connection shows on both sides; the reading side has the server's words.
+        // Anything else the writer met (a damaged archive, say) is the real cause.
+        match (write_result, read_result) {
+            (Ok(()), r) => r?,
+            (Err(w), Ok(())) => return Err(w),
+            (Err(w), Err(r)) => {
+                return Err(if w.kind() == ErrorKind::Protocol {
+                    r
+                } else {
+                    w
+                });
+            }
+        }
+        Ok(tally.into_inner().expect("tally lock"))
+    }
+}
+
+/// Most keys named in the error of [`refuse_field_ttls`].
+const MAX_NAMED: usize = 20;
+
+/// Fails, naming them, if keys to restore have hash field TTLs still to come (the target
+/// cannot hold them). Reads the archive's databases once, decoding only hashes of the
+/// types that carry field TTLs; skipped when the manifest counts none of those types.
+fn refuse_field_ttls(
+    ra: &RedisArchive<'_>,
+    opts: &RedisRestoreOptions,
+    info: Option<&conn::ServerInfo>,
+) -> Result<()> {
+    let version = ra.rdb_version;
+    if !ra.may_have_field_ttls() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut found: Vec<String> = Vec::new();
+    let mut count = 0u64;
+    for d in ra.databases()? {
+        let Some(target_db) = opts.db_map.target(d.db) else {
+            continue;
+        };
+        // The key being read, when it is one to look at: its name and value so far.
+        let mut cur: Option<(Vec<u8>, u8, Vec<u8>)> = None;
+        let mut check = |cur: &mut Option<(Vec<u8>, u8, Vec<u8>)>| -> Result<()> {
+            if let Some((key, type_byte, value)) = cur.take() {
+                let v = decode_value(type_byte, &value, version)
+                    .map_err(|e| e.context(format!("key {}", show_key(target_db, &key))))?;
+                let Value::Hash(fields) = v else {
+                    return Ok(());
+                };
+                if fields.iter().any(|f| f.expire_ms.is_some_and(|e| e > now)) {
+                    count += 1;
+                    if found.len() < MAX_NAMED {
+                        found.push(show_key(target_db, &key));
+                    }
+                }
+            }
+            Ok(())
+        };
+        ra.db_records(&d, &mut |r| match r {
+            Record::Key {
+                type_byte,
+                meta,
+                key,
+                piece,
+                more,
+                ..
+            } => {
+                check(&mut cur)?;
+                let wanted = super::rdb::has_field_ttls(type_byte, version)
+                    && opts.pattern.as_deref().is_none_or(|p| glob_match(p, key))
+                    && meta.expire_ms.is_none_or(|e| e > now);
+                if wanted {
+                    cur = Some((key.to_vec(), type_byte, piece.to_vec()));
+                    if !more {
+                        check(&mut cur)?;
+                    }
+                }
+                Ok(())
+            }
+            Record::Value { piece, more } => {
+                if let Some((_, _, v)) = cur.as_mut() {
+                    v.extend_from_slice(piece);
+                    if !more {
+                        check(&mut cur)?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(broken("a non-key record in a database stream")),
+        })?;
+        check(&mut cur)?;
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let who = info.map_or_else(|| "the target".to_string(), |i| i.to_string());
+    let more = if count as usize > found.len() {
+        ", …"
+    } else {
+        ""
+    };
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "{who} cannot hold hash field TTLs (Redis 7.4 and later, Valkey 9 and later \
+             can), and {count} hashes to restore have some: {}{more}; nothing was restored \
+             (--drop-field-ttl restores their fields without TTLs)",
+            found.join(", ")
+        ),
+    ))
+}
+
 /// `#!lua name=<lib>` → `lib`.
-fn library_name(code: &[u8]) -> String {
+pub fn library_name(code: &[u8]) -> String {
     let first = code.split(|&b| b == b'\n').next().unwrap_or(b"");
     let text = String::from_utf8_lossy(first);
     text.split_whitespace()
@@ -794,8 +1105,13 @@ struct Writer<'a, 'p, 'w> {
     opts: &'a RedisRestoreOptions,
     ra: &'a RedisArchive<'a>,
     pipe: &'p mut Pipe<'w>,
-    target_rdb: u32,
-    target_mm: (u32, u32),
+    target: TargetCaps,
+    /// Rebuild every value with commands (modules aside).
+    force_commands: bool,
+    /// Only these keys (see [`Pass::only`]).
+    only: Option<&'a KeySet>,
+    /// What the target's refused RESTOREs taught.
+    learnt: &'a Learnt,
     summary: &'a mut RedisRestoreSummary,
     tally: &'a Mutex<Tally>,
     /// Where LZF strings are expanded.
@@ -882,6 +1198,12 @@ impl Writer<'_, '_, '_> {
 
     /// Counts a key that is filtered out, or selects its database and numbers it.
     fn admit<'k>(&mut self, db: u32, head: &Head<'k>) -> Result<Option<KeyRef<'k>>> {
+        if let Some(only) = self.only {
+            // The second pass: the others were done (or counted) by the first.
+            if !only.get(&db).is_some_and(|keys| keys.contains(head.key)) {
+                return Ok(None);
+            }
+        }
         if let Some(p) = &self.opts.pattern {
             if !glob_match(p, head.key) {
                 self.summary.skipped_pattern += 1;
@@ -901,15 +1223,42 @@ impl Writer<'_, '_, '_> {
         Ok(Some(KeyRef {
             seq: self.seq,
             db,
+            type_byte: head.type_byte,
             name: head.key,
         }))
     }
 
-    /// Whether a value of `type_byte` and `len` bytes goes as `RESTORE`.
-    fn use_restore(&self, type_byte: u8, len: u64) -> bool {
-        let restorable = type_min_rdb(type_byte).is_some_and(|m| m <= self.target_rdb)
-            && len < MAX_PAYLOAD as u64;
-        type_byte == t::MODULE_2 || (restorable && !self.opts.force_commands)
+    /// The payload version when a value of `type_byte` and `len` bytes goes as
+    /// `RESTORE`; `None`: it is rebuilt with commands.
+    fn restore_version(&self, type_byte: u8, len: u64) -> Option<u16> {
+        let source = self.ra.rdb_version;
+        let target = TargetCaps {
+            rdb: self
+                .target
+                .rdb
+                .min(self.learnt.version_cap.load(Ordering::Relaxed)),
+            ..self.target
+        };
+        let v = if type_byte == t::MODULE_2 {
+            // Only the module can make its values: RESTORE whatever the target.
+            Some(payload_version(type_byte, source, &target).unwrap_or(source.min(target.rdb)))
+        } else if self.force_commands
+            || len >= MAX_PAYLOAD as u64
+            || self.learnt.refused_types.load(Ordering::Relaxed) & type_bit(type_byte) != 0
+        {
+            None
+        } else {
+            payload_version(type_byte, source, &target)
+        };
+        v.and_then(|v| u16::try_from(v).ok())
+    }
+
+    fn restore_expect(type_byte: u8, version: u16) -> Expect {
+        if type_byte == t::MODULE_2 {
+            Expect::RestoreModule
+        } else {
+            Expect::Restore(version)
+        }
     }
 
     fn sent_one(&mut self, len: u64) {
@@ -929,8 +1278,8 @@ impl Writer<'_, '_, '_> {
         let Some(kr) = self.admit(db, head)? else {
             return Ok(());
         };
-        if self.use_restore(head.type_byte, value.len() as u64) {
-            self.restore_cmd(head, value, &kr)?;
+        if let Some(version) = self.restore_version(head.type_byte, value.len() as u64) {
+            self.restore_cmd(head, value, &kr, version)?;
             self.summary.via_restore += 1;
         } else {
             self.summary.via_commands += 1;
@@ -981,9 +1330,9 @@ impl Writer<'_, '_, '_> {
             Some(n) => n,
             None => measure(ra, span, &mut cache)?,
         };
-        let end = if self.use_restore(head.type_byte, len) {
+        let end = if let Some(version) = self.restore_version(head.type_byte, len) {
             self.summary.via_restore += 1;
-            self.restore_streamed(head, len, span, &mut cache, &kr)?
+            self.restore_streamed(head, len, span, &mut cache, &kr, version)?
         } else if head.type_byte == t::STRING {
             self.summary.via_commands += 1;
             self.string_streamed(head, span, &mut cache, &kr)?
@@ -1024,21 +1373,33 @@ impl Writer<'_, '_, '_> {
         (ttl, tail)
     }
 
-    fn restore_cmd(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
+    fn restore_cmd(
+        &mut self,
+        head: &Head<'_>,
+        value: &[u8],
+        kr: &KeyRef<'_>,
+        version: u16,
+    ) -> Result<()> {
         // LZF strings are expanded here rather than by the server, whose one thread is
         // what a restore waits for.
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = match inflate(head.type_byte, value, &mut scratch) {
-            Some(v) => self.restore_payload(head, v, kr),
-            None => self.restore_payload(head, value, kr),
+            Some(v) => self.restore_payload(head, v, kr, version),
+            None => self.restore_payload(head, value, kr, version),
         };
         self.scratch = scratch;
         r
     }
 
-    fn restore_payload(&mut self, head: &Head<'_>, value: &[u8], kr: &KeyRef<'_>) -> Result<()> {
-        let version = self.ra.rdb_version.min(self.target_rdb) as u16;
+    fn restore_payload(
+        &mut self,
+        head: &Head<'_>,
+        value: &[u8],
+        kr: &KeyRef<'_>,
+        version: u16,
+    ) -> Result<()> {
         let footer = dump_footer(head.type_byte, value, version);
+        let expect = Self::restore_expect(head.type_byte, version);
         if value.len() < DIRECT_WRITE {
             // The common case, encoded straight into the output buffer.
             let ttl = Dec::new(head.meta.expire_ms.unwrap_or(0).max(0) as u64);
@@ -1069,7 +1430,7 @@ impl Writer<'_, '_, '_> {
             if let Some((name, n)) = &hint {
                 len += bulk(name.len()) + bulk(n.len());
             }
-            self.pipe.reserve(len, Expect::Restore, Some(kr))?;
+            self.pipe.reserve(len, expect, Some(kr))?;
             let out = &mut self.pipe.out;
             let start = out.len();
             out.push(b'*');
@@ -1108,7 +1469,7 @@ impl Writer<'_, '_, '_> {
         args.extend([&cmd[..], &key_part[..], &ttl_part[..], &payload[..]]);
         let tail_parts: Vec<[&[u8]; 1]> = tail.iter().map(|a| [a.as_slice()]).collect();
         args.extend(tail_parts.iter().map(|p| &p[..]));
-        self.pipe.send(&args, Expect::Restore, Some(kr))
+        self.pipe.send(&args, expect, Some(kr))
     }
 
     /// `RESTORE` of a value spread over frames, `len` bytes long, streamed.
@@ -1119,8 +1480,10 @@ impl Writer<'_, '_, '_> {
         span: &Span<'_>,
         cache: &mut Lookahead,
         kr: &KeyRef<'_>,
+        version: u16,
     ) -> Result<(usize, usize, Vec<u8>)> {
-        let version = (self.ra.rdb_version.min(self.target_rdb) as u16).to_le_bytes();
+        let expect = Self::restore_expect(head.type_byte, version);
+        let version = version.to_le_bytes();
         let (ttl, tail) = self.restore_args(head);
         let tail: Vec<&[u8]> = tail.iter().map(Vec::as_slice).collect();
         let payload_len = usize::try_from(len + 11)
@@ -1132,7 +1495,7 @@ impl Writer<'_, '_, '_> {
             &[b"RESTORE", head.key, ttl.as_bytes()],
             payload_len,
             &tail,
-            Expect::Restore,
+            expect,
             Some(kr),
             &mut |out| {
                 let mut crc = Crc64::new();
@@ -1260,28 +1623,29 @@ impl Writer<'_, '_, '_> {
                 }
                 self.batched(b"ZADD", &tmp, &refs, 2, kr)?;
             }
-            Value::Hash(fields) => {
+            Value::Hash(mut fields) => {
+                if !self.hash_fields(&mut fields, kr) {
+                    return Ok(());
+                }
                 let mut refs: Vec<&[u8]> = Vec::with_capacity(fields.len() * 2);
                 for f in &fields {
                     refs.push(&f.field);
                     refs.push(&f.value);
                 }
                 self.batched(b"HSET", &tmp, &refs, 2, kr)?;
-                for f in fields.iter() {
-                    if let Some(ms) = f.expire_ms {
-                        let ms = ms.to_string();
-                        self.pipe.cmd(
-                            &[
-                                b"HPEXPIREAT",
-                                &tmp,
-                                ms.as_bytes(),
-                                b"FIELDS",
-                                b"1",
-                                &f.field,
-                            ],
-                            step,
-                            Some(kr),
-                        )?;
+                // HPEXPIREAT per expiry time, the fields that share it together.
+                fields.sort_by_key(|f| f.expire_ms);
+                for same in fields.chunk_by(|a, b| a.expire_ms == b.expire_ms) {
+                    let Some(ms) = same[0].expire_ms else {
+                        continue;
+                    };
+                    let ms = ms.to_string();
+                    for batch in same.chunks(self.opts.batch_elements.max(1)) {
+                        let n = batch.len().to_string();
+                        let mut args: Vec<&[u8]> =
+                            vec![b"HPEXPIREAT", &tmp, ms.as_bytes(), b"FIELDS", n.as_bytes()];
+                        args.extend(batch.iter().map(|f| f.field.as_slice()));
+                        self.pipe.cmd(&args, step, Some(kr))?;
                     }
                 }
             }
@@ -1289,6 +1653,44 @@ impl Writer<'_, '_, '_> {
             Value::Module { .. } => unreachable!("modules always go through RESTORE"),
         }
         self.finish_rebuild(head, &tmp, kr)
+    }
+
+    /// Readies a hash's fields for `HSET`: leaves out those whose TTL has passed, and
+    /// their TTLs when the target has none (`drop_field_ttl`, counted; without it the
+    /// key fails). `false`: the key is not to be made (no field left, or it failed).
+    fn hash_fields(&mut self, fields: &mut Vec<super::rdb::HashField>, kr: &KeyRef<'_>) -> bool {
+        let now = self.now;
+        let before = fields.len();
+        fields.retain(|f| f.expire_ms.is_none_or(|e| e > now));
+        if fields.is_empty() && before > 0 {
+            // Every field has expired, and so has the hash.
+            self.summary.via_commands -= 1;
+            self.summary.skipped_expired += 1;
+            return false;
+        }
+        let with_ttl = fields.iter().filter(|f| f.expire_ms.is_some()).count() as u64;
+        if with_ttl == 0 || self.target.field_ttls {
+            return true;
+        }
+        if !self.opts.drop_field_ttl {
+            self.tally.lock().expect("tally lock").fail(
+                kr,
+                &format!(
+                    "{with_ttl} fields have TTLs, which the target cannot hold \
+                     (--drop-field-ttl restores them without)"
+                ),
+            );
+            return false;
+        }
+        for f in fields.iter_mut() {
+            f.expire_ms = None;
+        }
+        self.summary.field_ttls_dropped += with_ttl;
+        self.summary.field_ttl_keys += 1;
+        if self.summary.field_ttl_sample.len() < self.opts.max_reported {
+            self.summary.field_ttl_sample.push(show_key(kr.db, kr.name));
+        }
+        true
     }
 
     /// The expiry, then the rename of the rebuilt value onto its name.
@@ -1343,7 +1745,7 @@ impl Writer<'_, '_, '_> {
 
     fn stream(&mut self, tmp: &[u8], s: &Stream, kr: &KeyRef<'_>) -> Result<()> {
         let step = Expect::Step;
-        let v7 = self.target_mm >= (7, 0);
+        let v7 = self.target.redis_mm >= (7, 0);
         for e in &s.entries {
             let id = e.id.to_string();
             let mut args: Vec<&[u8]> = vec![b"XADD", tmp, id.as_bytes()];

@@ -145,9 +145,17 @@ pub struct RestoreArgs {
     )]
     pub url: Option<String>,
     /// Instead, write a dump.rdb to FILE that `redis-server --dbfilename FILE` loads at
-    /// start (RDB version of the source: the target must be as new as the source).
+    /// start: of the archive's RDB version (the target must be as new as the source), or
+    /// of --rdb-version.
     #[arg(long, value_name = "FILE")]
     pub rdb: Option<PathBuf>,
+    /// With --rdb: write RDB version N, for an older server (or the other family): 9 for
+    /// Redis 5.0-6.2, 10 for 7.0, 11 for 7.2 and Valkey 7.2-8.x, 12 for Redis 7.4-8.x, 80
+    /// for Valkey 9. Values in encodings N lacks are re-encoded (each held whole while it
+    /// is); function libraries are left out below 10 (named, exit 1); field TTLs below 12
+    /// (but 80) need --drop-field-ttl, else nothing is written (exit 3).
+    #[arg(long, value_name = "N", requires = "rdb", value_parser = clap::value_parser!(u32))]
+    pub rdb_version: Option<u32>,
     /// Replace keys and function libraries that exist. Without it they are left alone,
     /// reported, and the exit code is 1.
     #[arg(long)]
@@ -166,9 +174,17 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub yes_i_really_mean_it: bool,
     /// Never send RESTORE: rebuild every value with type commands (RPUSH, SADD, ZADD,
-    /// HSET, XADD…), as is done anyway for types the target's version cannot load.
+    /// HSET, HPEXPIREAT, XADD…). Without it this is done anyway for the values an older
+    /// target cannot RESTORE (an encoding newer than its RDB version, Redis' RDB 12 into
+    /// Valkey, Valkey 9's into Redis), and for any whose RESTORE the target refuses.
     #[arg(long, conflicts_with = "rdb")]
     pub no_restore_command: bool,
+    /// On a target without hash field TTLs (Redis before 7.4, Valkey before 9.0, or an
+    /// --rdb-version below 12 but 80), restore the fields of hashes that have TTLs without
+    /// them, and say how many were dropped on which keys. Without it such a restore stops
+    /// before writing anything, naming the keys (exit 3).
+    #[arg(long)]
+    pub drop_field_ttl: bool,
     /// Print a JSON summary on standard error.
     #[arg(long)]
     pub json: bool,
@@ -198,6 +214,17 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
             ));
         }
     };
+    if let Some(v) = args.rdb_version {
+        if !rdbfile::WRITABLE_VERSIONS.contains(&v) {
+            return Err(CliError::new(
+                exit::USAGE,
+                format!(
+                    "--rdb-version {v}: coffer writes RDB 9 (Redis 5.0-6.2), 10 (7.0), 11 (7.2, \
+                     Valkey 7.2-8), 12 (Redis 7.4-8) and 80 (Valkey 9)"
+                ),
+            ));
+        }
+    }
     let a = MappedArchive::open(&args.archive, key.as_ref())
         .map_err(|e| CliError::reading(&args.archive, e))?;
     let started = Instant::now();
@@ -209,6 +236,8 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
                 db_map,
                 pattern,
                 skip_expired: true,
+                version: args.rdb_version,
+                drop_field_ttl: args.drop_field_ttl,
             },
         )
         .map_err(|e| {
@@ -225,8 +254,34 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
                 "{}",
                 serde_json::to_string_pretty(&doc).expect("serialises")
             );
+        } else {
+            if !s.functions_left_out.is_empty() {
+                eprintln!(
+                    "coffer: error: function libraries left out (RDB {} has none): {}",
+                    s.rdb_version,
+                    s.functions_left_out.join(", ")
+                );
+            }
+            if s.field_ttls_dropped > 0 {
+                eprintln!(
+                    "coffer: warning: {} field TTLs dropped (--drop-field-ttl: RDB {} has none) on {} keys: {}{}",
+                    s.field_ttls_dropped,
+                    s.rdb_version,
+                    s.field_ttl_keys,
+                    s.field_ttl_sample.join(", "),
+                    if s.field_ttl_keys as usize > s.field_ttl_sample.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
-        return Ok(exit::OK);
+        return Ok(if s.functions_left_out.is_empty() {
+            exit::OK
+        } else {
+            exit::DAMAGED
+        });
     }
     let opts = RedisRestoreOptions {
         target: target.expect("checked"),
@@ -235,6 +290,7 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         db_map,
         pattern,
         force_commands: args.no_restore_command,
+        drop_field_ttl: args.drop_field_ttl,
         ..RedisRestoreOptions::default()
     };
     let bar = progress_bar(args.json);
@@ -279,6 +335,27 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
         for e in &s.errors {
             eprintln!("coffer: error: {e}");
         }
+        if s.field_ttls_dropped > 0 {
+            eprintln!(
+                "coffer: warning: {} field TTLs dropped (--drop-field-ttl: {} has none) on {} keys: {}{}",
+                s.field_ttls_dropped,
+                target_name(&s),
+                s.field_ttl_keys,
+                s.field_ttl_sample.join(", "),
+                if s.field_ttl_keys as usize > s.field_ttl_sample.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+        }
+        if s.restore_refused > 0 {
+            eprintln!(
+                "coffer: {} keys whose RESTORE {} refused were rebuilt with commands",
+                s.restore_refused,
+                target_name(&s)
+            );
+        }
         if s.failed as usize > s.errors.len() {
             eprintln!("coffer: … {} keys failed in all", s.failed);
         }
@@ -298,6 +375,15 @@ pub fn restore(args: RestoreArgs, key: Option<KeySource>) -> Result<u8, CliError
     } else {
         exit::DAMAGED
     })
+}
+
+/// The target as the summary names it: "Valkey 9.1.2", "Redis 6.2.14", "the target".
+fn target_name(s: &restore::RedisRestoreSummary) -> String {
+    match (&s.target_server, &s.target_version) {
+        (Some("valkey"), Some(v)) => format!("Valkey {v}"),
+        (_, Some(v)) => format!("Redis {v}"),
+        _ => "the target".to_string(),
+    }
 }
 
 /// `coffer export redis` options.

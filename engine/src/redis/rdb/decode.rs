@@ -290,10 +290,40 @@ fn insert_unique(set: &mut BTreeSet<Vec<u8>>, m: Vec<u8>, at: usize) -> Result<(
 }
 
 /// Decodes the raw value bytes of a value of `type_byte` from an RDB of `rdb_version`.
+///
+/// The type byte alone identifies the layout, except above 21, where Redis' and Valkey's
+/// types part (see [`super::is_valkey`]).
 pub fn decode_value(type_byte: u8, raw: &[u8], rdb_version: u32) -> Result<Value> {
-    let _ = rdb_version; // every layout here is identified by its type byte alone
     let mut c = Cur { b: raw, at: 0 };
+    let valkey = super::is_valkey(rdb_version);
     let v = match type_byte {
+        t::VALKEY_HASH_2 if valkey => {
+            // (field, value, expiry): at least 1 + 1 + 8 bytes each.
+            let n = c.count(10)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let field = c.string()?;
+                let value = c.string()?;
+                let at = c.at;
+                let expire_ms = match c.i64_le()? {
+                    -1 => None,
+                    ms if ms >= 0 => Some(ms),
+                    ms => return Err(corrupt(WHAT, at, format!("field expiry {ms}"))),
+                };
+                out.push(HashField {
+                    field,
+                    value,
+                    expire_ms,
+                });
+            }
+            Value::Hash(out)
+        }
+        other if valkey && other > t::VALKEY_HASH_2 => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("cannot decode Valkey RDB value type {other}"),
+            ));
+        }
         t::STRING => Value::String(c.string()?),
         t::LIST => {
             let n = c.count(1)?;
@@ -493,7 +523,7 @@ pub fn decode_value(type_byte: u8, raw: &[u8], rdb_version: u32) -> Result<Value
                 ErrorKind::Unsupported,
                 format!(
                     "cannot decode RDB value type {other} ({})",
-                    super::type_name(other)
+                    super::type_name(other, rdb_version)
                 ),
             ));
         }
@@ -702,6 +732,50 @@ mod tests {
     }
 
     #[test]
+    fn valkey_hashes_with_field_ttls() {
+        // As Valkey 9.1 DUMPs `HSET h a 1 b 2` + `HPEXPIREAT h 4102444800123 FIELDS 1 a`.
+        let raw = b"\x02\x01a\xc0\x01\x7b\xd8\xc3\x2c\xbb\x03\x00\x00\x01b\xc0\x02\xff\xff\xff\xff\xff\xff\xff\xff";
+        let Value::Hash(f) = decode_value(t::VALKEY_HASH_2, raw, 80).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            f,
+            [
+                HashField {
+                    field: b"a".to_vec(),
+                    value: b"1".to_vec(),
+                    expire_ms: Some(4_102_444_800_123)
+                },
+                HashField {
+                    field: b"b".to_vec(),
+                    value: b"2".to_vec(),
+                    expire_ms: None
+                },
+            ]
+        );
+        // The same byte in a Redis RDB is the 7.4 release candidates' layout, another one.
+        assert!(decode_value(t::VALKEY_HASH_2, raw, 12).is_err());
+        // Nothing above 22 in Valkey's RDB 80.
+        assert_eq!(
+            decode_value(t::HASH_LISTPACK_EX, raw, 80)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unsupported
+        );
+        // A negative expiry other than -1 (none) is damage; truncations fail cleanly.
+        let mut bad = raw.to_vec();
+        let last = bad.len() - 1;
+        bad[last] = 0x80;
+        assert_eq!(
+            decode_value(t::VALKEY_HASH_2, &bad, 80).unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
+        for cut in 0..raw.len() {
+            assert!(decode_value(t::VALKEY_HASH_2, &raw[..cut], 80).is_err());
+        }
+    }
+
+    #[test]
     fn module_names() {
         // "MBbloom--" encoding version 3, as in RedisBloom.
         let cs = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -716,6 +790,7 @@ mod tests {
         #[test]
         fn never_panics(t in 0u8..30, raw in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
             let _ = decode_value(t, &raw, 12);
+            let _ = decode_value(t, &raw, 80);
         }
     }
 }

@@ -1,9 +1,14 @@
 //! The RDB format: the streaming parser ([`RdbParser`]), the logical decoder
 //! ([`decode_value`]) and the constants both use.
 //!
-//! Versions 1–12 are read (Redis up to 8.4, Valkey 7.2–8.x which write RDB 11). Redis
-//! Enterprise's RAM-LRU opcode (107) is skipped. Newer versions and Valkey 9's `VALKEY080`
-//! are refused with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+//! Versions 1–12 are read (Redis up to 8.4, Valkey 7.2–8.x which write RDB 11), and Valkey
+//! 9's `VALKEY080` (RDB 80). Redis Enterprise's RAM-LRU opcode (107) is skipped. Newer
+//! versions are refused with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+//!
+//! Redis and Valkey went separate ways after RDB 11: Redis 7.4 took types 22–25 for hashes
+//! with field TTLs, Valkey 9 took type 22 for its own (`RDB_TYPE_HASH_2`) and moved to RDB
+//! 80 with a `VALKEY` magic. So a type byte above 21 means what the RDB version says:
+//! [`is_valkey`] tells which family a version belongs to.
 
 mod collect;
 mod decode;
@@ -18,8 +23,21 @@ pub use decode::{
 };
 pub use parser::{DEFAULT_CHUNK_SIZE, Event, KeyHeader, KeyMeta, RdbParser};
 
-/// The newest RDB version this build reads.
+/// The newest Redis RDB version this build reads.
 pub const MAX_RDB_VERSION: u32 = 12;
+
+/// The Valkey RDB version this build reads (`VALKEY080`, Valkey 9).
+pub const VALKEY_RDB_VERSION: u32 = 80;
+
+/// Whether RDB `version` is Valkey's (80 and up, magic `VALKEY`) rather than Redis'.
+pub fn is_valkey(version: u32) -> bool {
+    version >= VALKEY_RDB_VERSION
+}
+
+/// Whether this build reads RDB `version` (1–12, or 80).
+pub fn is_supported_version(version: u32) -> bool {
+    (1..=MAX_RDB_VERSION).contains(&version) || version == VALKEY_RDB_VERSION
+}
 
 /// Top-level opcodes (src/rdb.h).
 pub mod opcodes {
@@ -79,15 +97,39 @@ pub mod types {
     pub const HASH_LISTPACK_EX_PRE_GA: u8 = 23;
     pub const HASH_METADATA: u8 = 24;
     pub const HASH_LISTPACK_EX: u8 = 25;
+    /// Valkey 9 (RDB 80): a hash with field TTLs, `(field, value, expiry ms | -1)` triples.
+    /// The same byte as Redis' [`HASH_METADATA_PRE_GA`]: the RDB version tells which.
+    pub const VALKEY_HASH_2: u8 = 22;
 }
 
-/// Whether `b` is a value type byte this build knows (types 0–25 except 8).
-pub fn is_value_type(b: u8) -> bool {
-    b <= types::HASH_LISTPACK_EX && b != 8
+/// Whether `b` is a value type byte this build knows in RDB `version`: types 0–25 except
+/// 8 in a Redis RDB, 0–22 except 8 in a Valkey one.
+pub fn is_value_type(b: u8, version: u32) -> bool {
+    let last = if is_valkey(version) {
+        types::VALKEY_HASH_2
+    } else {
+        types::HASH_LISTPACK_EX
+    };
+    b <= last && b != 8
 }
 
-/// The name of a type byte, for messages.
-pub fn type_name(b: u8) -> &'static str {
+/// Whether a value of `type_byte` in RDB `version` is a hash that carries field TTLs.
+pub fn has_field_ttls(type_byte: u8, version: u32) -> bool {
+    if is_valkey(version) {
+        type_byte == types::VALKEY_HASH_2
+    } else {
+        (types::HASH_METADATA_PRE_GA..=types::HASH_LISTPACK_EX).contains(&type_byte)
+    }
+}
+
+/// The name of a type byte in RDB `version`, for messages.
+pub fn type_name(b: u8, version: u32) -> &'static str {
+    if is_valkey(version) && b == types::VALKEY_HASH_2 {
+        return "hash with field TTLs (Valkey)";
+    }
+    if is_valkey(version) && b > types::VALKEY_HASH_2 {
+        return "unknown";
+    }
     match b {
         0 => "string",
         1 => "list",

@@ -11,7 +11,7 @@
 
 use super::primitives::{self, corrupt_at, plain_length};
 use super::walker::{self, Input, Walk, Walker};
-use super::{MAX_RDB_VERSION, opcodes};
+use super::{MAX_RDB_VERSION, VALKEY_RDB_VERSION, opcodes};
 use crate::redis::crc64::Crc64;
 use crate::{Error, ErrorKind, Result};
 
@@ -293,7 +293,7 @@ impl RdbParser {
                         return Ok(None);
                     };
                     self.consume(used);
-                    let prog = walker::program(type_byte, at - 1)?;
+                    let prog = walker::program(type_byte, self.version, at - 1)?;
                     self.walker = Walker::new(prog);
                     self.span_start = self.pos;
                     self.state = State::Value;
@@ -391,38 +391,53 @@ impl RdbParser {
             }
             return Ok(None);
         };
-        if head.starts_with(b"VALKEY") {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "this is a Valkey RDB ({}); only the REDIS format up to version \
-                     {MAX_RDB_VERSION} is supported",
-                    String::from_utf8_lossy(head)
-                ),
-            ));
-        }
-        if !head.starts_with(b"REDIS") || !head[5..].iter().all(u8::is_ascii_digit) {
-            return Err(not_rdb(head));
-        }
-        let version: u32 = std::str::from_utf8(&head[5..])
-            .expect("ascii digits")
-            .parse()
-            .expect("4 digits");
-        if version == 0 {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                "RDB version 0 does not exist",
-            ));
-        }
-        if version > MAX_RDB_VERSION {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "RDB version {version} is newer than this build supports (up to \
-                     {MAX_RDB_VERSION}, Redis 7.4–8.4)"
-                ),
-            ));
-        }
+        let version = match head {
+            [b'V', b'A', b'L', b'K', b'E', b'Y', digits @ ..] => {
+                if !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(not_rdb(head));
+                }
+                let v = ascii_number(digits);
+                // Valkey writes its own magic from RDB 80 on; below that it is REDIS.
+                if v < VALKEY_RDB_VERSION {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!("a VALKEY magic with RDB version {v}: Valkey's start at 80"),
+                    ));
+                }
+                if v > VALKEY_RDB_VERSION {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "Valkey RDB version {v} is newer than this build supports (up to \
+                             {VALKEY_RDB_VERSION}, Valkey 9)"
+                        ),
+                    ));
+                }
+                v
+            }
+            [b'R', b'E', b'D', b'I', b'S', digits @ ..]
+                if digits.iter().all(u8::is_ascii_digit) =>
+            {
+                let v = ascii_number(digits);
+                if v == 0 {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        "RDB version 0 does not exist",
+                    ));
+                }
+                if v > MAX_RDB_VERSION {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "RDB version {v} is newer than this build supports (up to \
+                             {MAX_RDB_VERSION}, Redis 7.4–8.4; and Valkey's {VALKEY_RDB_VERSION})"
+                        ),
+                    ));
+                }
+                v
+            }
+            _ => return Err(not_rdb(head)),
+        };
         self.consume(9);
         self.version = version;
         self.state = State::Top;
@@ -564,14 +579,19 @@ impl RdbParser {
                 self.consume(1 + a);
                 Ok(None)
             }
-            type_byte if super::is_value_type(type_byte) => {
+            type_byte if super::is_value_type(type_byte, self.version) => {
                 self.consume(1);
                 self.state = State::KeyName(type_byte);
                 Ok(None)
             }
-            other => Err(walker::unknown_type(other, at)),
+            other => Err(walker::unknown_type(other, self.version, at)),
         }
     }
+}
+
+/// The decimal number of ASCII digits (at most 4 of them: no overflow).
+fn ascii_number(digits: &[u8]) -> u32 {
+    digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'))
 }
 
 fn not_rdb(head: &[u8]) -> Error {
@@ -615,8 +635,22 @@ mod tests {
             err.message()
                 .starts_with("RDB version 19 is newer than this build supports")
         );
+        // Valkey 9's magic, and its RDB 80 only.
+        assert!(run(&with_crc(b"VALKEY080".to_vec())).is_ok());
         assert_eq!(
-            run(b"VALKEY080\xff").unwrap_err().kind(),
+            run(b"VALKEY081\xff").unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            run(b"VALKEY011\xff").unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            run(b"VALKEY0x0\xff").unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            run(b"REDIS0080\xff").unwrap_err().kind(),
             ErrorKind::Unsupported
         );
         assert_eq!(run(b"GIF89a").unwrap_err().kind(), ErrorKind::Corrupt);
@@ -644,6 +678,29 @@ mod tests {
         assert!(err.message().contains("100 (0x64) at byte 9"), "{err}");
         let err = run(&with_crc(b"REDIS0012\xf6".to_vec())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn type_22_is_what_the_version_says() {
+        // Valkey 9: field, value, 8-byte expiry (-1: none) per field.
+        let mut body = b"VALKEY080\xfe\x00\x16\x01h\x01\x01a\x01b".to_vec();
+        body.extend_from_slice(&(-1i64).to_le_bytes());
+        body.extend_from_slice(b"\x00\x01s\x01v");
+        let events = run(&with_crc(body)).unwrap();
+        assert!(
+            events.iter().any(|e| e.contains("type_byte: 22")),
+            "{events:?}"
+        );
+        assert_eq!(events.iter().filter(|e| e == &"KeyEnd").count(), 2);
+        // The same bytes in a Redis RDB are the 7.4 release candidates' layout (a TTL
+        // length before each field): "a" is then a TTL... and the value runs short.
+        let mut body = b"REDIS0012\xfe\x00\x16\x01h\x01\x01a\x01b".to_vec();
+        body.extend_from_slice(&(-1i64).to_le_bytes());
+        assert!(run(&with_crc(body)).is_err());
+        // Redis' types 23–25 do not exist in Valkey's RDB 80.
+        let err = run(&with_crc(b"VALKEY080\xfe\x00\x19\x01k".to_vec())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.message().contains("Valkey"), "{err}");
     }
 
     #[test]

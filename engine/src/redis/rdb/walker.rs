@@ -43,6 +43,8 @@ const QUICKLIST_2: &[Op] = &[Len, Repeat(&[Len, Str])];
 const HASH_METADATA_PRE_GA: &[Op] = &[Len, Repeat(&[Len, Str, Str])];
 const HASH_METADATA: &[Op] = &[Fixed(8), Len, Repeat(&[Len, Str, Str])];
 const HASH_LISTPACK_EX: &[Op] = &[Fixed(8), Str];
+/// Valkey 9: count, then (field, value, expiry ms as 8 bytes) for each field.
+const VALKEY_HASH_2: &[Op] = &[Len, Repeat(&[Str, Str, Fixed(8)])];
 
 // Streams: the nodes (master id, listpack); then v1: length, last id (2 lengths), the
 // group count; v2+: also first id, max deleted id (2 each) and entries added. A group:
@@ -60,9 +62,17 @@ const STREAM_V3: &[Op] = &[Repeat1(NODES), Lens(9), Repeat(GROUP_V3)];
 /// MODULE_AUX: module id, `when` opcode (must be 2), `when`, then module data.
 pub(crate) const MODULE_AUX: &[Op] = &[Len, Len, Len, ModuleOps];
 
-/// The layout program of a value of `type_byte`, or why it cannot be delimited.
-pub(crate) fn program(type_byte: u8, at: u64) -> Result<&'static [Op]> {
+/// The layout program of a value of `type_byte` in RDB `version`, or why it cannot be
+/// delimited.
+pub(crate) fn program(type_byte: u8, version: u32, at: u64) -> Result<&'static [Op]> {
     use types as t;
+    if super::is_valkey(version) {
+        match type_byte {
+            t::VALKEY_HASH_2 => return Ok(VALKEY_HASH_2),
+            b if b > t::VALKEY_HASH_2 => return Err(unknown_type(b, version, at)),
+            _ => {}
+        }
+    }
     Ok(match type_byte {
         t::STRING
         | t::HASH_ZIPMAP
@@ -95,12 +105,14 @@ pub(crate) fn program(type_byte: u8, at: u64) -> Result<&'static [Op]> {
                 ),
             ));
         }
-        other => return Err(unknown_type(other, at)),
+        other => return Err(unknown_type(other, version, at)),
     })
 }
 
-pub(crate) fn unknown_type(t: u8, at: u64) -> Error {
+pub(crate) fn unknown_type(t: u8, version: u32, at: u64) -> Error {
     let hint = match t {
+        23..=40 if super::is_valkey(version) => " (a type newer than Valkey's RDB 80)",
+        _ if super::is_valkey(version) => "",
         26 | 27 => " (a stream written by Redis 8.6 or later)",
         28 => " (an array, Redis 8.8 or later)",
         29..=33 => " (a type newer than RDB 12)",
