@@ -55,6 +55,12 @@ pub fn render(a: &MappedArchive, content: &Content, out: &mut dyn Write) -> Resu
             .map_err(|e| Error::new(ErrorKind::Io, format!("writing the SQL script: {e}")))
     };
     let src = &pg.toc.source;
+    // as pg_dump since 18 (and 17.6, 16.10…): psql refuses meta-commands between
+    // \restrict and \unrestrict with a key no content of the archive can know, so nothing
+    // a hostile source put into a name or a body can run a shell command when the script
+    // is loaded
+    let key = restrict_key()?;
+    w(out, &format!("\\restrict {key}\n\n"))?;
     w(
         out,
         &format!(
@@ -143,7 +149,8 @@ pub fn render(a: &MappedArchive, content: &Content, out: &mut dyn Write) -> Resu
             }
         }
     }
-    w(out, "--\n-- coffer dump complete\n--\n")?;
+    w(out, "--\n-- coffer dump complete\n--\n\n")?;
+    w(out, &format!("\\unrestrict {key}\n"))?;
     out.flush()
         .map_err(|e| Error::new(ErrorKind::Io, format!("writing the SQL script: {e}")))
 }
@@ -167,4 +174,16 @@ pub(crate) fn do_block(body: &str) -> String {
         .find(|t| !body.contains(t.as_str()))
         .expect("some tag is not in the body");
     format!("DO {tag}{body}{tag};")
+}
+
+/// 32 random letters and digits for `\restrict`.
+fn restrict_key() -> Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("drawing a random key: {e}")))?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
 }
