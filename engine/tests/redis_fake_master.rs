@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 fn vector(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/rdb-librdb")
+        .join("../tests/vectors/rdb-librdb")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(

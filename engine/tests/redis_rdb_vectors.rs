@@ -1,5 +1,5 @@
-//! The RDB parser and decoders against redis/librdb's test vectors in
-//! `../shared/testdata/rdb-librdb/` (RDB 2–12, with librdb's expected contents), and a
+//! The RDB parser and decoders against redis/librdb's test vectors (RDB 2–12, with
+//! librdb's expected contents), vendored in `tests/vectors/rdb-librdb/` (MIT), and a
 //! dump.rdb of Valkey 9.1 (`data/`, RDB 80).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,11 +10,10 @@ use coffer_engine::redis::rdb::{self, Rdb, Value};
 use serde_json::Value as Json;
 
 fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/rdb-librdb");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/rdb-librdb");
     assert!(
         dir.join("PAIRS.tsv").is_file(),
-        "the librdb test vectors are missing: expected {} (the shared/ directory beside the \
-         repository; see shared/README.md)",
+        "the librdb test vectors are missing: expected {} (tests/vectors/rdb-librdb in the repository)",
         dir.display()
     );
     dir
