@@ -229,7 +229,6 @@ pub(crate) fn defines(kind: &str) -> bool {
             | "LARGE OBJECT DATA"
             | "STATISTICS DATA"
             | "ROW SECURITY"
-            | "MATERIALIZED VIEW DATA"
             | "DEPENDS ON EXTENSION"
             | "DEFAULT"
     )

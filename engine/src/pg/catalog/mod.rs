@@ -72,6 +72,9 @@ pub mod class {
     /// Not a catalog: the key of a base type's shell (`CREATE TYPE name;`), which its
     /// input and output functions need before the type can be defined.
     pub const SHELL_TYPE: u32 = 0;
+    /// Not a catalog: the key of a materialized view's refresh, which the refreshes of
+    /// those it reads must precede.
+    pub const MATVIEW_REFRESH: u32 = 1;
 }
 
 /// A table (or other relation) selected for the dump.
@@ -295,6 +298,7 @@ pub async fn read(
     cx.resolve_owners();
     cx.shells_first();
     postpone(&mut cx.objects);
+    refresh_order(&mut cx.objects);
     if !filters.schema_only {
         // as pg_dump: no statistics in a schema-only dump, nor of tables whose rows
         // are left out
@@ -351,6 +355,44 @@ fn postpone(objects: &mut [Object]) {
         if !moved {
             return;
         }
+    }
+}
+
+/// A materialized view is refreshed after those it reads, directly or through views (as
+/// pg_dump orders them): a refresh of one that reads one not yet populated fails.
+fn refresh_order(objects: &mut [Object]) {
+    let by_key: HashMap<CatalogKey, &Object> = objects
+        .iter()
+        .filter(|o| super::toc::defines(o.kind))
+        .map(|o| (o.key, o))
+        .collect();
+    let mut needs: Vec<(usize, Vec<CatalogKey>)> = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        if o.kind != "MATERIALIZED VIEW DATA" {
+            continue;
+        }
+        let mut read = Vec::new();
+        let mut stack: Vec<CatalogKey> = by_key
+            .get(&(class::PG_CLASS, o.key.1))
+            .map(|mv| mv.deps.clone())
+            .unwrap_or_default();
+        let mut seen = HashSet::new();
+        while let Some(k) = stack.pop() {
+            if !seen.insert(k) {
+                continue;
+            }
+            match by_key.get(&k) {
+                Some(d) if d.kind == "MATERIALIZED VIEW" && k.1 != o.key.1 => {
+                    read.push((class::MATVIEW_REFRESH, k.1))
+                }
+                Some(d) if d.kind == "VIEW" => stack.extend(d.deps.iter().copied()),
+                _ => {}
+            }
+        }
+        needs.push((i, read));
+    }
+    for (i, read) in needs {
+        objects[i].deps.extend(read);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::class::{PG_CLASS, PG_CONSTRAINT};
+use super::class::{MATVIEW_REFRESH, PG_CLASS, PG_CONSTRAINT};
 use super::{Cx, Relation};
 use crate::error::Result;
 use crate::pg::toc::{Object, Section, TableData};
@@ -198,8 +198,10 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                 o.compression_sql = (!compression.is_empty()).then(|| compression.join("\n"));
                 cx.push(o);
                 if populated {
+                    // a refresh of its own key, so that the refreshes of the
+                    // materialized views it reads can come first (refresh_order)
                     let refresh = Object::new(
-                        key,
+                        (MATVIEW_REFRESH, oid),
                         Section::PostAcl,
                         "MATERIALIZED VIEW DATA",
                         &name,
@@ -207,7 +209,7 @@ pub(super) async fn load(cx: &mut Cx<'_>) -> Result<Vec<Relation>> {
                     )
                     .schema(&schema)
                     .dep(key);
-                    cx.push(refresh);
+                    cx.objects.push(refresh);
                 }
             }
             'S' => {} // sequences are read below, with their parameters
