@@ -35,9 +35,10 @@ fn normalise(out: &Output) -> String {
 /// digest of its rows' text, every sequence's state and every large object's content,
 /// owner, privileges and comment: one line each, in a stable order. One psql call.
 pub fn data(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
+    // names hex-encoded: an identifier may hold newlines and `|`
     let relations = pg.psql(
         db,
-        "SELECT format('%I.%I', n.nspname, c.relname), c.relkind FROM pg_class c
+        "SELECT encode(convert_to(format('%I.%I', n.nspname, c.relname), 'UTF8'), 'hex'), c.relkind FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'm', 'S') AND n.nspname <> 'information_schema'
             AND n.nspname !~ '^pg_' AND (c.relkind <> 'm' OR c.relispopulated)
@@ -45,7 +46,9 @@ pub fn data(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
     )?;
     let mut parts = Vec::new();
     for line in relations.lines() {
-        let (name, kind) = line.rsplit_once('|').unwrap_or((line, "r"));
+        let (hex, kind) = line.rsplit_once('|').unwrap_or((line, "r"));
+        let name = unhex(hex);
+        let name = name.as_str();
         let literal = name.replace('\'', "''");
         parts.push(if kind == "S" {
             format!(
@@ -70,6 +73,14 @@ pub fn data(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
             .join("\nUNION ALL\n")
     );
     pg.psql(db, &sql)
+}
+
+/// The text whose UTF-8 bytes `hex` spells.
+fn unhex(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// `None` when `a` and `b` are equal, else a unified diff of their lines (`a` the

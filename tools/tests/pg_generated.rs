@@ -36,7 +36,7 @@ use common::text;
 
 /// Cases in the CI run: what a debug build round-trips in about two minutes on two
 /// cores.
-const CI_CASES: u64 = 200;
+const CI_CASES: u64 = 300;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

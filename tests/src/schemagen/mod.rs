@@ -64,7 +64,18 @@ END $$;
 /// Features left out of every case because coffer is known to get them wrong: each one
 /// is a defect reported to the engine's maintainers, and is taken out of this list once
 /// it is fixed. A case never silently skips anything else.
-pub const KNOWN_COFFER_GAPS: &[&str] = &[];
+///
+/// - `index_statistics`: `ALTER INDEX … ALTER COLUMN n SET STATISTICS` is lost
+///   (tests/fixtures/pg/generated/15-11.sql);
+/// - `negative_cast_argument`: `-8::integer` in a default or check comes back as the
+///   constant `'-8'::integer` (15-12.sql);
+/// - `matview_on_matview`: a materialized view of a materialized view is refreshed
+///   before the one it reads (15-35.sql).
+pub const KNOWN_COFFER_GAPS: &[&str] = &[
+    "index_statistics",
+    "negative_cast_argument",
+    "matview_on_matview",
+];
 
 /// One generated schema.
 #[derive(Debug, Clone)]

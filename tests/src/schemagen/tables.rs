@@ -326,7 +326,10 @@ impl G {
             1 if base.is_some_and(B::is_int) && matches!(c.ty, Ty::Base(_)) => {
                 let b = base.unwrap_or(B::I4);
                 let f = self.int_fn(b);
-                let x = self.rng.range(-20, 20);
+                let mut x = self.rng.range(-20, 20);
+                if x < 0 && !self.on("negative_cast_argument") {
+                    x = -x;
+                }
                 let v = Val::Int(self.int_fn_apply(f, x));
                 c.default = Some(format!("{}({x}::{})", self.int_fns[f].q, b.sql()));
                 c.default_ok = c.checks.iter().all(|(_, p)| p.passes(&v));
