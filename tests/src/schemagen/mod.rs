@@ -70,8 +70,12 @@ END $$;
 /// - `negative_cast_argument`: `-8::integer` in a default or check comes back as the
 ///   constant `'-8'::integer` (15-12.sql);
 /// - `matview_on_matview`: a materialized view of a materialized view is refreshed
-///   before the one it reads (15-35.sql).
+///   before the one it reads (15-35.sql);
+/// - `child_pk_inherited_not_null`: on 18, an inheritance child's own PRIMARY KEY over a
+///   column whose NOT NULL it inherits leaves the restored child with that NOT NULL as a
+///   local constraint too (18-1073.sql).
 pub const KNOWN_COFFER_GAPS: &[&str] = &[
+    "child_pk_inherited_not_null",
     "index_statistics",
     "negative_cast_argument",
     "matview_on_matview",

@@ -1027,7 +1027,12 @@ impl G {
         let keyable: Vec<usize> = (0..cols.len())
             .filter(|&i| self.keyable(&cols[i].ty) && cols[i].checks.is_empty())
             .collect();
-        if !keyable.is_empty() && self.rng.pct(40) {
+        if !keyable.is_empty()
+            && self.rng.pct(40)
+            && (self.major < 18
+                || !cols[keyable[0]].not_null
+                || self.on("child_pk_inherited_not_null"))
+        {
             let k = keyable[0];
             cols[k].key = true;
             cols[k].not_null = true;
@@ -1461,7 +1466,8 @@ impl G {
                         self.tables[t].taken[i] = taken;
                         Some(v)
                     }
-                    ColKind::Plain if c.part_key => Some(Val::Null),
+                    // set by the routing below
+                    ColKind::Plain if c.part_key => None,
                     ColKind::Plain => {
                         if c.default_ok && self.rng.pct(25) {
                             None
@@ -1516,7 +1522,7 @@ impl G {
     fn route(&mut self, t: usize, row: &mut [Option<Val>]) {
         let Some(part) = self.tables[t].part.clone() else {
             // a leaf: any value of the third column
-            if row[2] == Some(Val::Null) {
+            if row[2].is_none() {
                 row[2] = Some(Val::Int(self.rng.range(-1000, 1000)));
             }
             return;
@@ -1562,7 +1568,7 @@ impl G {
         row[part.key] = Some(v);
         if self.tables[child].part.is_some() {
             self.route(child, row);
-        } else if row[2] == Some(Val::Null) {
+        } else if row[2].is_none() {
             row[2] = Some(Val::Int(self.rng.range(-1000, 1000)));
         }
     }
