@@ -892,10 +892,17 @@ impl G {
                 continue;
             }
             // each item says TABLE from 15 on; before, only the first
-            let mut item = if self.major >= 15 || items.is_empty() {
-                format!("TABLE {}", tab.q)
+            // ONLY: a table also publishes its inheritance children, which may be listed
+            // with a filter of their own
+            let only = if matches!(tab.kind, Kind::Plain | Kind::Child) {
+                "ONLY "
             } else {
-                tab.q.clone()
+                ""
+            };
+            let mut item = if self.major >= 15 || items.is_empty() {
+                format!("TABLE {only}{}", tab.q)
+            } else {
+                format!("{only}{}", tab.q)
             };
             let filters = tab.kind != Kind::Root || via_root;
             if self.major >= 15
