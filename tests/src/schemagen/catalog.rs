@@ -866,13 +866,19 @@ impl G {
     pub(crate) fn key_value(&mut self, t: &Ty, n: usize, taken: &mut HashSet<String>) -> Val {
         let b = self.base_of(t).unwrap_or(B::I4);
         let hostile = self.rng.pct(30);
-        for k in 0..1000usize {
+        for k in 0..4000usize {
             let v = match b {
-                B::I2 | B::I4 | B::I8 => Val::Int((n * 3 + k) as i64 + 1),
+                B::I2 | B::I4 | B::I8 if k < 1000 => Val::Int((n * 3 + k) as i64 + 1),
+                B::I2 | B::I4 | B::I8 => {
+                    // then from the smallest up and down, so that a domain's bounds
+                    // leave some
+                    let x = ((k - 1000) / 2) as i64;
+                    Val::Int(if k % 2 == 1 { -x } else { x })
+                }
                 B::Uuid => Val::Lit(format!("00000000-0000-4000-8000-{:012x}", n * 1000 + k)),
                 _ => {
                     // short, so that length limits of domains leave room for them
-                    let mut x = n * 1009 + k;
+                    let mut x = if k < 1000 { n * 1009 + k } else { k - 1000 };
                     let mut t = String::new();
                     loop {
                         t.push(char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[x % 36]));
@@ -891,7 +897,11 @@ impl G {
                 return v;
             }
         }
-        panic!("schemagen: no key value for {t:?}");
+        let d = match t {
+            Ty::Dom(d) => format!("{:?} {:?}", self.domains[*d].base, self.domains[*d].checks),
+            _ => String::new(),
+        };
+        panic!("schemagen: no key value for {t:?} {d}");
     }
 }
 

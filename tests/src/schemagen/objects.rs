@@ -242,7 +242,8 @@ impl G {
                 .cols
                 .iter()
                 .filter(|c| c.usable())
-                .position(|c| c.key && tab.kind != Kind::Root && tab.kind != Kind::Child);
+                .position(|c| c.key && tab.kind != Kind::Root && tab.kind != Kind::Child)
+                .filter(|_| !tab.has_children);
             v.push(Source {
                 q: tab.q.clone(),
                 cols,

@@ -136,6 +136,8 @@ pub(crate) struct Table {
     pub(crate) rows: Vec<Vec<Option<Val>>>,
     pub(crate) part: Option<Part>,
     pub(crate) unlogged: bool,
+    /// An inheritance child reads as part of it: its key values are not unique there.
+    pub(crate) has_children: bool,
     pub(crate) taken: Vec<HashSet<String>>,
 }
 
@@ -615,6 +617,7 @@ impl G {
             rows: Vec::new(),
             part: None,
             unlogged,
+            has_children: false,
             taken,
         });
         // the key's target columns are now known for a foreign key to this table
@@ -932,6 +935,9 @@ impl G {
                 }
             }
         }
+        for &p in &chosen {
+            self.tables[p].has_children = true;
+        }
         let mut cols: Vec<Col> = Vec::new();
         let mut checks = Vec::new();
         for &p in &chosen {
@@ -1058,6 +1064,7 @@ impl G {
             rows: Vec::new(),
             part: None,
             unlogged: false,
+            has_children: false,
             taken,
         });
         let t = self.tables.len() - 1;
@@ -1169,6 +1176,7 @@ impl G {
             rows: Vec::new(),
             part: None,
             unlogged: false,
+            has_children: false,
             taken,
         });
         let mut defs: Vec<String> = cols.iter().map(|c| self.col_sql(c)).collect();
@@ -1333,6 +1341,7 @@ impl G {
             rows: Vec::new(),
             part: None,
             unlogged: false,
+            has_children: false,
             taken: Vec::new(),
         });
         let bound_sql = Self::bound_sql(bound);
