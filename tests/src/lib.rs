@@ -68,6 +68,7 @@ mod ports;
 mod process;
 mod redis;
 mod run_as;
+pub mod schemagen;
 
 pub use binaries::{redis_server as redis_server_binary, redis_server_of, servers_dir};
 pub use error::HarnessError;

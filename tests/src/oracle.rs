@@ -38,10 +38,11 @@ pub fn data(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
     // a partition tree's rows are compared as a whole (its root's), and a partition's
     // alone unless the tree hashes somewhere on the way down: a hash of an enum comes
     // from the value's oid, which a restore gives anew, so a row may rightly be in
-    // another partition there
+    // another partition there. Names come hex-encoded: an identifier may hold newlines
+    // and `|`.
     let relations = pg.psql(
         db,
-        "SELECT format('%I.%I', n.nspname, c.relname), c.relkind FROM pg_class c
+        "SELECT encode(convert_to(format('%I.%I', n.nspname, c.relname), 'UTF8'), 'hex'), c.relkind FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
             AND (c.relkind IN ('r', 'S') OR (c.relkind = 'm' AND c.relispopulated) OR (c.relkind = 'p' AND NOT c.relispartition))
@@ -55,7 +56,9 @@ pub fn data(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
     )?;
     let mut parts = Vec::new();
     for line in relations.lines() {
-        let (name, kind) = line.rsplit_once('|').unwrap_or((line, "r"));
+        let (hex, kind) = line.rsplit_once('|').unwrap_or((line, "r"));
+        let name = unhex(hex);
+        let name = name.as_str();
         let literal = name.replace('\'', "''");
         parts.push(match kind {
             "S" => format!(
@@ -82,6 +85,14 @@ pub fn data(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
             .join("\nUNION ALL\n")
     );
     pg.psql(db, &sql)
+}
+
+/// The text whose UTF-8 bytes `hex` spells.
+fn unhex(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// `None` when `a` and `b` are equal, else a unified diff of their lines (`a` the
