@@ -162,7 +162,8 @@ pub fn catalog(pg: &PgServer, db: &str) -> Result<String, HarnessError> {
                          (SELECT string_agg(format('%s:%s:%s:%s', pg_get_userbyid(x.grantor),
                                  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
                                  x.privilege_type, x.is_grantable), ',' ORDER BY 1)
-                            FROM aclexplode(r.relacl) x))
+                            -- an ACL equal to the owner's default is the same as none
+                            FROM aclexplode(COALESCE(r.relacl, acldefault(CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", r.relowner))) x))
              FROM rel r
            UNION ALL
            SELECT format('trigger %s %s: enabled=%s', r.name, t.tgname, t.tgenabled)

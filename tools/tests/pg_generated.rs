@@ -160,6 +160,15 @@ fn round_trip(pg: &PgServer, src: &str, mode: Mode, dir: &Path) -> Result<(), St
             return Err(format!("pg_dump --schema-only differs:\n{d}"));
         }
         let (a, b) = (
+            oracle::catalog(pg, src).unwrap(),
+            oracle::catalog(pg, &dst).unwrap(),
+        );
+        if let Some(d) = oracle::difference(&a, &b) {
+            return Err(format!(
+                "the catalogs differ where pg_dump does not look:\n{d}"
+            ));
+        }
+        let (a, b) = (
             oracle::data(pg, src).unwrap(),
             oracle::data(pg, &dst).unwrap(),
         );
