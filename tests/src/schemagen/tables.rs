@@ -671,7 +671,15 @@ impl G {
         ];
         if self.rng.pct(60) {
             let a = *self.rng.pick(&actions);
-            if a == "SET NULL" && fk.cols.len() > 1 && self.major >= 15 && self.rng.pct(50) {
+            // On a partitioned table the column list is a PostgreSQL limit (see
+            // POSTGRES_HISTORY_LIMITS): each partition's copy keeps the parent's numbers.
+            let on_partitions = matches!(self.tables[t].kind, Kind::Root | Kind::Partition);
+            if a == "SET NULL"
+                && fk.cols.len() > 1
+                && self.major >= 15
+                && self.rng.pct(50)
+                && (!on_partitions || self.on("fk_set_columns_on_partitioned"))
+            {
                 let c = qi(&self.tables[t].cols[fk.cols[0]].name);
                 let _ = write!(s, " ON DELETE SET NULL ({c})");
             } else {
@@ -772,8 +780,10 @@ impl G {
             })
             .map(|(i, _)| i)
             .collect();
+        let mut excluded = None;
         if !excl.is_empty() && self.maybe("exclude", 20) {
             let c = excl[0];
+            excluded = Some(c);
             let n = self.names.fresh(&mut self.rng, "ex");
             let mut items = vec![format!("{} WITH =", qi(&tab.cols[c].name))];
             let ranges: Vec<usize> = tab
@@ -813,7 +823,7 @@ impl G {
         }
         let _ = writeln!(self.ddl, "{sql};");
         self.table_objects(t);
-        self.column_options(t);
+        self.column_options(t, excluded);
         // columns dropped right away; the others after the data
         for c in &tab.cols {
             if c.drop && c.drop_early {
@@ -869,21 +879,24 @@ impl G {
     }
 
     /// Per-column settings: statistics targets, storage, n_distinct, compression.
-    fn column_options(&mut self, t: usize) {
+    /// Column settings, made after the table's inline constraints exist. `excluded` is
+    /// the column of its EXCLUDE constraint, whose gist index stores another type.
+    fn column_options(&mut self, t: usize, excluded: Option<usize>) {
         let tab = self.tables[t].clone();
-        for c in tab
-            .cols
-            .iter()
-            .filter(|c| c.usable() && !matches!(c.kind, ColKind::Generated { virt: true }))
-        {
+        for (i, c) in tab.cols.iter().enumerate() {
+            if !c.usable() || matches!(c.kind, ColKind::Generated { virt: true }) {
+                continue;
+            }
             if !self.rng.pct(10) || !self.on("column_options") {
                 continue;
             }
             let col = qi(&c.name);
+            // Storage set after an index whose key type differs is a PostgreSQL limit
+            // (see POSTGRES_HISTORY_LIMITS).
             let varlena = matches!(
                 self.base_of(&c.ty),
                 Some(B::Text | B::Bytea | B::Jsonb | B::Json | B::Num)
-            );
+            ) && (excluded != Some(i) || self.on("storage_after_exclusion_index"));
             let what = match self.rng.below(4) {
                 0 => format!("SET STATISTICS {}", self.rng.range(0, 1000)),
                 1 if varlena => format!("SET STORAGE {}", self.rng.pick(&["EXTERNAL", "MAIN"])),
