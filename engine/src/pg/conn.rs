@@ -348,28 +348,11 @@ fn conninfo_tokens(s: &str) -> Vec<String> {
     out
 }
 
-/// `%XX` escapes in a URL query value.
+/// `%XX` escapes in a URL query value (a `%` without two hex digits stays as it is).
 fn percent_decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%')
-            .then(|| v.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(x) => {
-                out.push(x);
-                i += 3;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn parse_port(p: &str, what: &str) -> Result<u16> {

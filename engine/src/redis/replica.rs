@@ -173,21 +173,26 @@ impl ReplicaOptions {
     }
 }
 
+/// `%XX` escapes in a URL's user, password or query value; `None` for a `%` without two
+/// hex digits after it (percent-encoding's decoder keeps those as they are, which would
+/// hide a mistyped password) or for bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    let escapes_valid = b
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'%')
+        .all(|(i, _)| {
+            b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !escapes_valid {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 /// How the RDB payload is delimited.
@@ -711,6 +716,14 @@ mod tests {
             encode_command(&[b"REPLCONF", b"ACK", b"0"]),
             b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n"
         );
+    }
+
+    #[test]
+    fn a_bad_percent_escape_is_refused_not_kept() {
+        assert_eq!(percent_decode("p%40ss%2f").as_deref(), Some("p@ss/"));
+        for bad in ["p%4", "p%zz", "%", "p%4g", "%ff"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
     }
 
     #[test]
